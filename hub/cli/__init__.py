@@ -1,0 +1,68 @@
+"""The ``yolohub`` command: one subcommand per library verb, errors as one-line messages.
+
+Each command group lives in its own module with a ``register(subparsers)`` function; the module
+must not import mindspore at import time (``yolohub list`` has to start fast), only inside the
+command function that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from hub import __version__
+from hub.errors import HubError
+from hub.settings import get_settings
+
+# Command-group modules, in the order their commands appear in ``yolohub --help``.
+_COMMAND_MODULES = (
+    "hub.cli.cards",  # list, info, validate
+    "hub.cli.assets",  # download, verify, cache, publish, rehash
+    "hub.cli.models",  # predict
+    "hub.cli.train",  # train, make-dataset
+    "hub.cli.evaluate",  # eval
+    "hub.cli.demo",  # demo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yolohub",
+        description="Model hub for MindSpore YOLO detectors: cards, verified checkpoints, "
+        "networks, training and evaluation.",
+        epilog="Exit codes: 0 ok, 1 negative verdict, 2 usage, 3 unknown name, 4 integrity, "
+        "5 download, 6 offline, 7 binding/checkpoint, 8 publish, 9 input data, 10 other. "
+        "Set YOLOHUB_DEBUG=1 for tracebacks.",
+    )
+    parser.add_argument("--version", action="version", version=f"yolohub {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``yolohub`` command and return its exit code (never raises for HubError)."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HubError as exc:
+        if _debug():
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _debug() -> bool:
+    try:
+        return get_settings().debug
+    except HubError:
+        return False
