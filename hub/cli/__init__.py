@@ -21,7 +21,8 @@ _COMMAND_MODULES = (
     "hub.cli.cards",  # list, info, validate
     "hub.cli.assets",  # download, verify, cache, publish, rehash
     "hub.cli.models",  # predict
-    "hub.cli.train",  # train, make-dataset
+    "hub.cli.data",  # make-dataset
+    "hub.cli.train",  # train
     "hub.cli.evaluate",  # eval
     "hub.cli.demo",  # demo
 )
