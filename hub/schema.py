@@ -1,0 +1,160 @@
+"""The card JSON Schema: loading it once, and turning its errors into readable findings.
+
+``schema/model-card.schema.json`` is the single source of truth for what a card may contain; this
+module only adds presentation: the line each error is on, what was expected (from the schema's
+``x-expected`` hints), what was found, and "did you mean" for unknown keys and enum values.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hub._paths import schema_path
+from hub.errors import Finding
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> dict:
+    with open(schema_path(), encoding="utf-8") as f:
+        return json.load(f)
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator.check_schema(schema())
+    return Draft202012Validator(schema())
+
+
+@functools.lru_cache(maxsize=1)
+def string_keys() -> frozenset[str]:
+    """Property names the schema types as strings (YAML must not turn them into numbers/dates)."""
+    root = schema()
+    found: set[str] = set()
+
+    def deref(node: Any) -> Any:
+        while isinstance(node, dict) and "$ref" in node:
+            node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+    def walk(node: Any) -> None:
+        node = deref(node)
+        if not isinstance(node, dict):
+            return
+        for key, sub in node.get("properties", {}).items():
+            sub = deref(sub)
+            if isinstance(sub, dict) and sub.get("type") == "string":
+                found.add(key)
+            walk(sub)
+        for key in ("items", "then", "if"):
+            if key in node:
+                walk(node[key])
+        for key in ("oneOf", "anyOf", "allOf"):
+            for sub in node.get(key, ()):
+                walk(sub)
+
+    walk(root)
+    for sub in root["$defs"].values():
+        walk(sub)
+    return frozenset(found)
+
+
+def validate(
+    data: Any, *, file: str, lines: Mapping[tuple, int], start_line: int | None = None
+) -> list[Finding]:
+    """Every schema violation in ``data``, each located by ``lines`` (path -> line number)."""
+    errors = sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.path])
+    findings: list[Finding] = []
+    for err in errors:
+        findings.extend(_describe(err, file=file, lines=lines, start_line=start_line))
+    findings.sort(key=lambda f: (f.line or 0, f.field))
+    return findings
+
+
+def _line(lines: Mapping[tuple, int], path: Iterable, default: int | None) -> int | None:
+    path = tuple(path)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get((), default)
+
+
+def _field(path: Iterable) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _found(value: Any) -> str:
+    kind = {
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        str: "string",
+        list: "list",
+        dict: "mapping",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return f"{kind} {shown}" if value is not None else "nothing (empty value)"
+
+
+def _suggest(word: str, choices: Iterable[str]) -> str:
+    choices = [str(c) for c in choices]
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(str(word).lower(), list(lowered), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(repr(lowered[c]) for c in close)}?" if close else ""
+
+
+def _describe(err, *, file: str, lines, start_line) -> list[Finding]:
+    path = tuple(err.absolute_path)
+    line = _line(lines, path, start_line)
+    hint = err.schema.get("x-expected") if isinstance(err.schema, dict) else None
+    v, inst = err.validator, err.instance
+
+    if v == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        extra = [k for k in inst if k not in err.schema.get("properties", {})]
+        return [
+            Finding(
+                file,
+                _line(lines, (*path, k), line),
+                _field((*path, k)),
+                f"unknown field {k!r}{_suggest(k, allowed)}"
+                + ("" if _suggest(k, allowed) else f" (allowed here: {', '.join(allowed)})"),
+            )
+            for k in extra
+        ]
+    if v == "required":
+        missing = [k for k in err.validator_value if k not in inst]
+        why = " (required by format: yolohub/1)" if "format" in inst and path == () else ""
+        return [
+            Finding(file, line, _field((*path, k)), f"missing required field {k!r}{why}")
+            for k in missing
+        ]
+    if v == "enum":
+        allowed = ", ".join(repr(x) for x in err.validator_value)
+        msg = f"expected one of {allowed}, found {_found(inst)}{_suggest(inst, err.validator_value)}"
+    elif v == "type":
+        msg = f"expected {err.validator_value}, found {_found(inst)}"
+    elif v in ("pattern", "oneOf", "anyOf") and hint:
+        msg = f"expected {hint}, found {_found(inst)}"
+    elif v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
+        msg = f"expected a number {op} {err.validator_value}, found {_found(inst)}"
+    elif v == "multipleOf":
+        msg = f"expected a multiple of {err.validator_value}, found {_found(inst)}"
+    elif v in ("minItems", "minLength"):
+        msg = f"expected at least {err.validator_value} item(s)/character(s), found {_found(inst)}"
+    else:
+        msg = f"{err.message}" + (f" (expected {hint})" if hint else "")
+    return [Finding(file, line, _field(path), msg)]
