@@ -159,7 +159,8 @@ def read_card_text(path: str | os.PathLike) -> str:
             )
         raw = path.read_bytes()
     except OSError as exc:
-        raise CardValidationError([Finding(file, None, "", f"cannot read file: {exc.strerror}")])
+        finding = Finding(file, None, "", f"cannot read file: {exc.strerror}")
+        raise CardValidationError([finding]) from None
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
