@@ -1,0 +1,1 @@
+"""COCO evaluation of yolomodels networks: inference runner, pycocotools metrics, reports."""
