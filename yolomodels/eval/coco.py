@@ -18,15 +18,10 @@ import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from yolomodels.data.coco import COCO80_TO_91
 from yolomodels.errors import DatasetError
 
-COCO80_TO_COCO91 = (
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
-    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-    85, 86, 87, 88, 89, 90,
-)  # fmt: skip
-"""Class index of an 80-class COCO network -> COCO category id."""
+COCO80_TO_COCO91 = COCO80_TO_91  # class index of an 80-class network -> COCO category id
 
 
 @dataclass(frozen=True)
