@@ -32,6 +32,7 @@ FORMAT = "yolohub/1"
 _FENCE = re.compile(r"^---[ \t]*$")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
 
 COCO80_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -223,39 +224,45 @@ def _split(text: str, file: str) -> tuple[str, str, int, str]:
     )
 
 
-def _to_python(node: yaml.Node, path: tuple, lines: dict, findings: list, file: str, key=None):
-    """Convert a composed YAML node, recording the line of every path."""
-    lines[path] = node.start_mark.line + 1
+def _to_python(node: yaml.Node, path: tuple, ctx: _Ctx, key: str | None = None) -> Any:
+    """Convert a composed YAML node, recording the (absolute) line of every path."""
+    ctx.lines[path] = node.start_mark.line + ctx.offset
     if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
+        out: dict[str, Any] = {}
         for knode, vnode in node.value:
-            k = _to_python(knode, path + ("<key>",), {}, findings, file)
-            if not isinstance(k, (str, int, float, bool)):
-                findings.append(Finding(file, knode.start_mark.line + 1, _fmt(path), "expected a plain key"))
+            line = knode.start_mark.line + ctx.offset
+            if not isinstance(knode, yaml.ScalarNode):
+                ctx.findings.append(Finding(ctx.file, line, _fmt(path), "expected a plain key"))
                 continue
-            k = str(k) if not isinstance(k, str) else k
+            k = knode.value
             if k in out:
-                findings.append(
+                first = ctx.lines[path + (k,)]
+                ctx.findings.append(
                     Finding(
-                        file,
-                        knode.start_mark.line + 1,
+                        ctx.file,
+                        line,
                         _fmt(path + (k,)),
-                        f"duplicate key {k!r} (first on line {lines[path + (k,)]}); keep one",
+                        f"duplicate key {k!r} (first on line {first}); keep one",
                     )
                 )
                 continue
-            lines[path + (k,)] = knode.start_mark.line + 1
-            out[k] = _to_python(vnode, path + (k,), lines, findings, file, key=k)
-            lines[path + (k,)] = knode.start_mark.line + 1
+            out[k] = _to_python(vnode, path + (k,), ctx, key=k)
+            ctx.lines[path + (k,)] = line
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(n, path + (i,), lines, findings, file, key=key) for i, n in enumerate(node.value)]
+        return [_to_python(n, path + (i,), ctx, key=key) for i, n in enumerate(node.value)]
     # Scalars: keep the written text where the schema wants a string.
-    if key in _schema.string_keys() and node.tag != "tag:yaml.org,2002:null":
-        return node.value
-    if node.tag == _STR_TAG:
+    if node.tag == _STR_TAG or (key in _schema.string_keys() and node.tag != _NULL_TAG):
         return node.value
     return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+
+
+@dataclass
+class _Ctx:
+    file: str
+    offset: int
+    lines: dict[tuple, int]
+    findings: list[Finding]
 
 
 def _fmt(path: tuple) -> str:
@@ -282,17 +289,14 @@ def _parse(text: str, file: str) -> _Parsed:
             [Finding(file, start + node.start_mark.line, "", "expected front-matter of 'key: value' lines, found a "
                      + ("list" if isinstance(node, yaml.SequenceNode) else "single value"))]
         )
-    findings: list[Finding] = []
-    lines: dict[tuple, int] = {}
+    ctx = _Ctx(file, start, {}, [])
     try:
-        data = _to_python(node, (), lines, findings, file)
+        data = _to_python(node, (), ctx)
     except (yaml.YAMLError, ValueError, OverflowError) as exc:
         raise CardValidationError([Finding(file, start, "", f"unreadable YAML value: {exc}")]) from None
-    lines = {p: ln + start - 1 for p, ln in lines.items()}
-    if findings:
-        findings = [Finding(f.file, (f.line or 1) + start - 1, f.field, f.message) for f in findings]
-        raise CardValidationError(findings)
-    return _Parsed(title, data, lines, start, body)
+    if ctx.findings:
+        raise CardValidationError(ctx.findings)
+    return _Parsed(title, data, ctx.lines, start, body)
 
 
 def _semantic_checks(data: dict, lines: dict, file: str) -> list[Finding]:

@@ -143,7 +143,8 @@ class Registry:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         where = " (some cards were skipped as invalid; run 'yolohub validate')" if self.broken else ""
         return CardNotFoundError(
-            f"no card named {name!r}{hint} 'yolohub list' shows the {len(names)} known models{where}"
+            f"no card named {name!r}{hint} ('yolohub list' shows the {len(names)} known "
+            f"models{where})"
         )
 
 

@@ -1,0 +1,46 @@
+"""Validating card files in bulk: one verdict per file, every problem of each file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.card import load_card
+from hub.errors import CardValidationError, Finding, InputDataError
+from hub.registry import card_files
+
+
+@dataclass(frozen=True)
+class CardVerdict:
+    file: str
+    ok: bool
+    name: str | None
+    findings: tuple[Finding, ...]
+
+
+def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Card files named directly or found below directories; a missing path is an error."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(card_files(p))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputDataError(f"{str(p)!r} is neither a card file nor a directory of cards")
+    return out
+
+
+def validate_paths(paths: Iterable[str | os.PathLike]) -> list[CardVerdict]:
+    """Parse and validate every card; never raises for a bad card, only for a missing path."""
+    verdicts = []
+    for path in expand(paths):
+        try:
+            card = load_card(path)
+        except CardValidationError as exc:
+            verdicts.append(CardVerdict(str(path), False, None, exc.findings))
+        else:
+            verdicts.append(CardVerdict(str(path), True, card.name, ()))
+    return verdicts
