@@ -1,0 +1,335 @@
+"""Evaluate a card's network under the card's protocol and check the card's claim.
+
+``evaluate("name", data=DIR)`` resolves the card, loads the verified checkpoint (or the caller's
+``weights=``, loaded strictly into the card's architecture), runs COCO bbox evaluation with the
+protocol the card declares, and puts the measured value beside the claimed one.  The report is
+written as JSON, markdown and a precision-recall PNG; the detections JSON next to it lets
+COCOeval be re-run without inference.  ``update_card=True`` records the result in the card, for
+cards the user owns.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from hub import __version__
+from hub.card import Card, EvalProtocol, Release
+from hub.errors import CheckpointError, CheckpointMismatchError, InputDataError, PublishError
+from hub.registry import resolve
+from hub.settings import get_settings
+
+
+@dataclass(frozen=True, eq=False)
+class EvalReport:
+    """What one evaluation measured, against what the card claims, and where the files went."""
+
+    release: str  # name@version
+    card_path: Path | None
+    weights: str  # checkpoint path, or the card's asset link when loaded through the cache
+    weights_sha256: str
+    data: Path
+    split: str
+    annotations: Path
+    protocol: EvalProtocol
+    metrics: Any  # yolomodels.eval.coco.CocoMetrics
+    claim: Any  # yolomodels.eval.report.ClaimCheck
+    per_class: tuple[tuple[int, str, float | None, float | None], ...]
+    num_images: int
+    num_detections: int
+    inference_seconds: float
+    out_dir: Path
+    report_json: Path
+    report_markdown: Path
+    plot: Path
+    detections: Path
+    date: str
+    yolohub_version: str
+    card_updated: bool = False
+
+    @property
+    def holds(self) -> bool | None:
+        """True/False when the card claims a value; None when it claims nothing."""
+        return self.claim.holds
+
+    @property
+    def measured(self) -> float:
+        return self.claim.measured
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.release,
+            "card": str(self.card_path) if self.card_path else None,
+            "weights": self.weights,
+            "weights_sha256": self.weights_sha256,
+            "data": str(self.data),
+            "split": self.split,
+            "annotations": str(self.annotations),
+            "protocol": _protocol_dict(self.protocol),
+            "claim": self.claim.to_dict(),
+            "metrics": {k: _round(v) for k, v in self.metrics.as_percent().items()},
+            "per_class": [
+                {"category_id": c, "name": n, "AP": _round(ap), "AP50": _round(ap50)}
+                for c, n, ap, ap50 in self.per_class
+            ],
+            "num_images": self.num_images,
+            "num_detections": self.num_detections,
+            "inference_seconds": round(self.inference_seconds, 3),
+            "files": {
+                "out_dir": str(self.out_dir),
+                "report_json": str(self.report_json),
+                "report_markdown": str(self.report_markdown),
+                "plot": str(self.plot),
+                "detections": str(self.detections),
+            },
+            "date": self.date,
+            "yolohub_version": self.yolohub_version,
+            "card_updated": self.card_updated,
+        }
+
+
+def evaluate(
+    name: str,
+    *,
+    data: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    update_card: bool = False,
+    cards_dirs: Sequence[str | os.PathLike] = (),
+    split: str | None = None,
+    batch_size: int | None = None,
+    progress: bool | None = None,
+    mode: str = "graph",
+) -> EvalReport:
+    """Evaluate card ``name`` (or ``name@version``) on the dataset in ``data``.
+
+    The card's ``eval-protocol`` supplies image size, thresholds, max detections, the metric and
+    the tolerance; ``split`` and ``batch_size`` override the split and batch (the batch does not
+    change the numbers).  Returns the report; whether the claim holds is ``report.holds``.
+    """
+    from yolomodels.errors import YoloModelsError
+    from yolomodels.eval.coco import open_split
+    from yolomodels.eval.report import check_claim, write_report
+    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+
+    release = resolve(name, cards_dirs=cards_dirs)
+    card = release.card
+    if update_card:
+        _check_owned(card)  # refuse before spending minutes on inference
+    protocol = _protocol(card)
+    if split:
+        protocol = replace(protocol, split=split)
+    if batch_size:
+        protocol = replace(protocol, batch_size=int(batch_size))
+    settings = get_settings()
+    out_dir = Path(out) if out is not None else _default_out(settings.home, release, protocol)
+    try:
+        split_data = open_split(data, protocol.split)
+        inference = InferenceSettings(
+            img_size=protocol.img_size,
+            conf_threshold=protocol.conf_threshold,
+            iou_threshold=protocol.iou_threshold,
+            max_detections=protocol.max_detections,
+            multi_label=protocol.multi_label,
+            batch_size=protocol.batch_size,
+        )
+    except YoloModelsError as exc:
+        raise InputDataError(str(exc)) from exc
+
+    net, weights_label, sha = _network(release, weights, cards_dirs=cards_dirs, mode=mode)
+    from hub.download import show_progress
+
+    try:
+        run = evaluate_network(
+            net,
+            split_data,
+            settings=inference,
+            detections_path=out_dir / "detections.json",
+            progress=show_progress(settings, progress),
+        )
+    except YoloModelsError as exc:
+        raise InputDataError(str(exc)) from exc
+
+    claim = check_claim(
+        run.result.metrics,
+        protocol.metric,
+        claimed=release.asset.claimed,
+        tolerance=protocol.tolerance,
+    )
+    date = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    context = {
+        "model": release.id,
+        "card": str(card.path) if card.path else None,
+        "weights": weights_label,
+        "weights_sha256": sha,
+        "data": str(Path(data).resolve()),
+        "split": protocol.split,
+        "annotations": str(split_data.annotations),
+        "protocol": _protocol_dict(protocol),
+        "inference_seconds": round(run.inference.seconds, 3),
+        "date": date,
+        "yolohub_version": __version__,
+    }
+    files = write_report(
+        run.result,
+        out_dir,
+        title=f"{release.id} on {Path(data).name}/{protocol.split}",
+        context=context,
+        claim=claim,
+    )
+    report = EvalReport(
+        release=release.id,
+        card_path=card.path,
+        weights=weights_label,
+        weights_sha256=sha,
+        data=Path(data),
+        split=protocol.split,
+        annotations=split_data.annotations,
+        protocol=protocol,
+        metrics=run.result.metrics,
+        claim=claim,
+        per_class=tuple(run.result.per_class_ap()),
+        num_images=run.result.num_images,
+        num_detections=run.result.num_detections,
+        inference_seconds=run.inference.seconds,
+        out_dir=out_dir,
+        report_json=files.json,
+        report_markdown=files.markdown,
+        plot=files.plot,
+        detections=run.detections_path,
+        date=date,
+        yolohub_version=__version__,
+    )
+    if update_card:
+        record_result(card, report, version=release.asset.version)
+        report = replace(report, card_updated=True)
+    return report
+
+
+def record_result(card: Card, report: EvalReport, *, version: str) -> Card:
+    """Append the measured result to the card's ``eval-results`` (user-owned cards only)."""
+    from hub.card import update_card
+
+    _check_owned(card)
+    entry = {
+        "metric": report.protocol.metric,
+        "value": round(report.measured, 4),
+        "version": version,
+        "dataset": report.protocol.dataset,
+        "split": report.split,
+        "date": report.date,
+        "yolohub-version": report.yolohub_version,
+        "weights-sha256": report.weights_sha256,
+        "settings": {
+            "data": str(Path(report.data).resolve()),
+            "img-size": report.protocol.img_size,
+            "conf-threshold": report.protocol.conf_threshold,
+            "iou-threshold": report.protocol.iou_threshold,
+            "max-detections": report.protocol.max_detections,
+            "multi-label": report.protocol.multi_label,
+            "images": report.num_images,
+        },
+        "metrics": {
+            k: round(v, 4) for k, v in report.metrics.as_percent().items() if v is not None
+        },
+    }
+    results = list(card.front_matter.get("eval-results") or [])
+    results.append(entry)
+    return update_card(card.path, {"eval-results": results})
+
+
+def _check_owned(card: Card) -> None:
+    if card.source == "builtin" or card.path is None:
+        raise PublishError(
+            f"card {card.name!r} is built into yolohub and cannot be updated; copy it into a "
+            "directory of yours and pass that directory with --cards DIR (or cards_dirs=) to "
+            "record results in your copy"
+        )
+    if not os.access(card.path, os.W_OK) or not os.access(card.path.parent, os.W_OK):
+        raise PublishError(
+            f"card file {card.path} is not writable; cannot record the evaluation result in it"
+        )
+
+
+def _protocol(card: Card) -> EvalProtocol:
+    if card.eval_protocol is None:
+        raise InputDataError(
+            f"card {card.name!r} has no eval-protocol, so there is nothing to evaluate against; "
+            "add an eval-protocol block (dataset, split, metric, img-size, thresholds, tolerance)"
+        )
+    return card.eval_protocol
+
+
+def _network(release: Release, weights, *, cards_dirs, mode: str):
+    """The card's network in eval mode, with the card's verified weights or the caller's."""
+    from hub.loader import load
+
+    if weights is None:
+        net = load(release.id, cards_dirs=cards_dirs, mode=mode)
+        return net, release.asset.links[0], release.asset.sha256
+    from yolomodels.checkpoint import load_strict, read_checkpoint
+
+    from hub.integrity import sha256_file
+    from yolomodels.errors import CheckpointReadError
+
+    path = Path(weights)
+    if not path.is_file():
+        raise InputDataError(f"weights file {path} does not exist; pass a .ckpt file")
+    net = load(release.id, pretrained=False, cards_dirs=cards_dirs, mode=mode)
+    try:
+        params = read_checkpoint(path)
+    except CheckpointReadError as exc:
+        raise CheckpointError(str(exc)) from exc
+    load_report = load_strict(net, params)
+    if not load_report.ok:
+        raise CheckpointMismatchError(
+            f"{path} does not fit the network of card {release.id}: "
+            f"{_describe(load_report)}; check that the checkpoint was trained for this card",
+            load_report,
+        )
+    net.set_train(False)
+    return net, str(path.resolve()), sha256_file(path)
+
+
+def _describe(report) -> str:
+    parts = []
+    if report.missing:
+        parts.append(f"{len(report.missing)} missing (e.g. {', '.join(report.missing[:3])})")
+    if report.unexpected:
+        parts.append(
+            f"{len(report.unexpected)} unexpected (e.g. {', '.join(report.unexpected[:3])})"
+        )
+    if report.mismatched:
+        n, exp, got = report.mismatched[0]
+        parts.append(f"{len(report.mismatched)} mis-shaped (e.g. {n}: expected {exp}, found {got})")
+    return "; ".join(parts) or "load report not ok"
+
+
+def _default_out(home: Path, release: Release, protocol: EvalProtocol) -> Path:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9_.@-]", "_", release.id)
+    return home / "eval" / safe / f"{protocol.split}-{stamp}"
+
+
+def _protocol_dict(p: EvalProtocol) -> dict[str, Any]:
+    return {
+        "dataset": p.dataset,
+        "split": p.split,
+        "metric": p.metric,
+        "img_size": p.img_size,
+        "conf_threshold": p.conf_threshold,
+        "iou_threshold": p.iou_threshold,
+        "max_detections": p.max_detections,
+        "multi_label": p.multi_label,
+        "batch_size": p.batch_size,
+        "tolerance": p.tolerance,
+    }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 4)
