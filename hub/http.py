@@ -1,0 +1,353 @@
+"""The only module that opens network connections.
+
+It decides which URLs may be fetched (https anywhere, plain http only to loopback hosts, file://
+for local stores), rewrites hosts through user mirrors (``YOLOHUB_MIRRORS``), opens one
+streaming request at a time with the connect/read timeouts from the settings, and turns HTTP
+answers into either a response to read, a :class:`TransientError` worth retrying, or a
+:class:`~hub.errors.DownloadError`.  :class:`RetryBudget` holds the retry policy: exponential
+backoff with jitter, ``Retry-After`` honoured, and the count reset whenever bytes arrive.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import logging
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from hub.errors import DownloadError, OfflineModeError, UnsafeURLError
+from hub.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_REDIRECTS = 10
+MAX_RETRY_AFTER = 300.0
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+# --- which URLs are acceptable -------------------------------------------------------------------
+
+
+def strip_link(link: str) -> str:
+    """MindSpore Hub writes links as ``<https://...>``; drop the brackets and whitespace."""
+    link = link.strip()
+    if link.startswith("<") and link.endswith(">"):
+        link = link[1:-1].strip()
+    return link
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str) -> str:
+    """Return ``url`` if yolohub may fetch it, else raise :class:`UnsafeURLError` saying why."""
+    url = strip_link(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "https" and parts.hostname:
+        return url
+    if scheme == "http" and parts.hostname:
+        if is_loopback_host(parts.hostname):
+            return url
+        raise UnsafeURLError(
+            f"refusing {url}: plain http is only allowed to loopback hosts (127.0.0.1, ::1, "
+            "localhost); use an https:// link, or a YOLOHUB_MIRRORS rewrite to an https host"
+        )
+    if scheme == "file" and parts.path and parts.netloc in ("", "localhost"):
+        return url
+    raise UnsafeURLError(
+        f"refusing {url!r}: expected an https:// link, http:// to a loopback host, or "
+        "file:///absolute/path"
+    )
+
+
+def file_url_path(url: str) -> str:
+    """The local path of a ``file://`` URL."""
+    return unquote(urlsplit(strip_link(url)).path)
+
+
+def apply_mirror(url: str, old: str, new: str) -> str | None:
+    """Rewrite ``url`` by one ``old=new`` rule, or return None when the rule does not apply.
+
+    ``old`` is a host (``download.example.org``), optionally with a port and a path prefix, or a
+    full URL prefix (``https://host/path``).  ``new`` likewise; when it has no scheme the URL's
+    scheme is kept.
+    """
+    url = strip_link(url)
+    parts = urlsplit(url)
+    if "://" in old:
+        if not url.startswith(old.rstrip("/") + "/") and url != old:
+            return None
+        rest = url[len(old.rstrip("/")):]
+    else:
+        hostpath = parts.netloc + parts.path
+        prefix = old.rstrip("/")
+        if not (hostpath == prefix or hostpath.startswith(prefix + "/")):
+            return None
+        rest = hostpath[len(prefix):]
+        if parts.query:
+            rest += "?" + parts.query
+    new = new.rstrip("/")
+    if "://" not in new:
+        new = f"{parts.scheme}://{new}"
+    return new + rest
+
+
+def candidate_urls(links: Iterable[str], mirrors: Iterable[tuple[str, str]] = ()) -> list[str]:
+    """Every URL to try, in order: for each link, its mirror rewrites first, then the link."""
+    out: list[str] = []
+    mirrors = tuple(mirrors)
+    for link in links:
+        link = strip_link(link)
+        for old, new in mirrors:
+            rewritten = apply_mirror(link, old, new)
+            if rewritten and rewritten not in out:
+                out.append(rewritten)
+        if link not in out:
+            out.append(link)
+    return out
+
+
+def redact(url: str) -> str:
+    """``url`` without user:password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+# --- retries -------------------------------------------------------------------------------------
+
+
+class TransientError(Exception):
+    """A failure worth retrying (connection error, read timeout, 408/429/5xx, truncated body).
+
+    Internal to the transfer code; it never escapes :mod:`hub.download`.
+    """
+
+    def __init__(self, reason: str, *, retry_after: float | None = None):
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class RetryBudget:
+    """How many more failures a transfer may absorb, and how long to sleep before the next try.
+
+    The budget is ``settings.retries`` consecutive failures; :meth:`progress` (called when bytes
+    arrive) resets it, so a slow but moving transfer is never abandoned.  Delays double from
+    ``settings.backoff`` up to ``settings.backoff_max``, with equal jitter; a ``Retry-After``
+    from the server is a lower bound (capped at five minutes).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ):
+        self.retries = settings.retries
+        self.base = settings.backoff
+        self.cap = settings.backoff_max
+        self.failures = 0
+        self._sleep = sleep
+        self._rng = rng
+        self.history: list[str] = []
+
+    def progress(self) -> None:
+        self.failures = 0
+
+    def delay(self, failures: int, retry_after: float | None = None) -> float:
+        d = min(self.cap, self.base * (2 ** max(0, failures - 1)))
+        d = d / 2 + self._rng() * d / 2
+        if retry_after is not None:
+            d = max(d, min(retry_after, MAX_RETRY_AFTER))
+        return d
+
+    def absorb(self, error: TransientError, url: str) -> None:
+        """Sleep before the next attempt, or raise :class:`DownloadError` once the budget is spent."""
+        self.failures += 1
+        self.history.append(error.reason)
+        if self.failures > self.retries:
+            raise DownloadError(
+                f"{redact(url)}: gave up after {self.failures} consecutive failures without "
+                f"progress; last: {error.reason}"
+            )
+        d = self.delay(self.failures, error.retry_after)
+        log.info(
+            "%s: %s; retry %d/%d in %.1f s", redact(url), error.reason, self.failures,
+            self.retries, d,
+        )
+        self._sleep(d)
+
+
+# --- one request ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    """An open streaming answer: status, the headers we use, and the body iterator."""
+
+    url: str
+    status: int
+    headers: dict
+    _resp: object
+
+    def iter_bytes(self, chunk_size: int):
+        """Body chunks; connection problems surface as :class:`TransientError`."""
+        import requests
+        import urllib3
+
+        raw = self._resp.raw
+        try:
+            while True:
+                chunk = raw.read(chunk_size, decode_content=False)
+                if not chunk:
+                    return
+                yield chunk
+        except (
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,
+            ConnectionError,
+            TimeoutError,
+        ) as exc:
+            raise TransientError(f"connection broken mid-body ({_short(exc)})") from None
+
+    def close(self) -> None:
+        self._resp.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:200] + "..."
+
+
+class Transport:
+    """A requests session that applies the settings' timeouts to every request."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or get_settings()
+        self._session = None
+
+    def _sess(self):
+        if self._session is None:
+            import requests
+
+            s = requests.Session()
+            s.headers["User-Agent"] = _user_agent()
+            # checkpoints are binary: a content-coding would break Range offsets and sizes
+            s.headers["Accept-Encoding"] = "identity"
+            s.trust_env = True
+            self._session = s
+        return self._session
+
+    def open(self, url: str, *, headers: dict | None = None) -> Response:
+        """Send one GET and return the streaming response (2xx or 416).
+
+        Raises :class:`TransientError` for failures worth retrying, :class:`DownloadError` for
+        definitive refusals (404, 403, ...), :class:`UnsafeURLError` for a link or redirect
+        yolohub will not follow, :class:`OfflineModeError` when offline mode is on.
+        """
+        import requests
+
+        if self.settings.offline:
+            raise OfflineModeError(
+                f"offline mode is on (YOLOHUB_OFFLINE or offline=True): not fetching "
+                f"{redact(url)}; turn it off or put the file in the cache first"
+            )
+        timeout = (self.settings.connect_timeout, self.settings.read_timeout)
+        for _hop in range(MAX_REDIRECTS + 1):
+            check_url(url)
+            if urlsplit(url).scheme.lower() == "file":
+                raise UnsafeURLError(f"refusing redirect to a local file {url}")
+            try:
+                r = self._sess().get(
+                    url, headers=headers or {}, stream=True, timeout=timeout,
+                    allow_redirects=False,
+                )
+            except requests.exceptions.ConnectTimeout as exc:
+                raise TransientError(
+                    f"connect timeout after {self.settings.connect_timeout:g} s ({_short(exc)})"
+                ) from None
+            except requests.exceptions.ReadTimeout:
+                raise TransientError(
+                    f"no answer within the read timeout of {self.settings.read_timeout:g} s"
+                ) from None
+            except requests.exceptions.ConnectionError as exc:
+                raise TransientError(f"connection failed ({_short(exc)})") from None
+            except requests.exceptions.RequestException as exc:
+                raise DownloadError(f"{redact(url)}: request failed: {_short(exc)}") from None
+            if r.is_redirect and r.headers.get("Location"):
+                nxt = requests.compat.urljoin(url, r.headers["Location"])
+                r.close()
+                log.debug("redirect %s -> %s", redact(url), redact(nxt))
+                url = nxt
+                continue
+            if 200 <= r.status_code < 300 or r.status_code == 416:
+                return Response(url, r.status_code, dict(r.headers), r)
+            status = r.status_code
+            reason = f"HTTP {status} {r.reason or ''}".strip()
+            retry_after = parse_retry_after(r.headers.get("Retry-After"))
+            r.close()
+            if status in RETRY_STATUSES:
+                raise TransientError(reason, retry_after=retry_after)
+            hint = {
+                401: "the server wants credentials; yolohub only fetches public files",
+                403: "the server refuses access; check the link or use a mirror",
+                404: "the file is not at that address; the card's link may be stale, try a "
+                "mirror (YOLOHUB_MIRRORS) or ask the card's author",
+            }.get(status, "the server refused the request")
+            raise DownloadError(f"{redact(url)}: {reason}: {hint}")
+        raise DownloadError(f"{redact(url)}: more than {MAX_REDIRECTS} redirects")
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _user_agent() -> str:
+    from hub import __version__
+
+    return f"yolohub/{__version__}"
