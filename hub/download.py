@@ -533,6 +533,13 @@ class _Job:
                     try:
                         start, validator, total = self._accept(resp, url, offset, validator, total)
                         if start == 0 and offset:
+                            restarts += 1
+                            if restarts > MAX_RESTARTS:
+                                raise DownloadError(
+                                    f"{redact(url)}: the server answered {restarts} ranged "
+                                    "requests with the whole file and the transfer keeps "
+                                    "breaking; giving up"
+                                )
                             log.info("%s: the server sent the whole file instead of bytes %d-; "
                                      "starting over (the file changed or Range is unsupported)",
                                      self.label, offset)

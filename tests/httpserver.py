@@ -39,7 +39,9 @@ class Fault:
     ``Content-Length + delta``, send the real bytes, close), ``ignore_range`` (answer 200 with the
     whole file even to a Range request), ``trickle`` (send ``after_bytes`` at full speed, the rest
     at ``rate`` bytes/s), ``stall`` (send headers and ``after_bytes``, then sleep ``seconds``),
-    ``none`` (behave, but still run ``then``).  ``then`` runs after the response (e.g. to change the
+    ``no_length`` (no Content-Length: the body runs until the connection closes), ``redirect``
+    (302 to ``location``), ``none`` (behave, but still run ``then``; ``disposition`` adds a
+    Content-Disposition header).  ``then`` runs after the response (e.g. to change the
     served file); ``times`` is how many GETs the fault applies to (None: forever).
     """
 
@@ -53,6 +55,7 @@ class Fault:
     then: Callable[[], None] | None = None
     times: int | None = 1
     disposition: str | None = None
+    location: str = ""
 
 
 @dataclass
@@ -86,6 +89,12 @@ class FaultHandler(StaticHandler):
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
+            if fault is not None and fault.kind == "redirect":
+                self.send_response(302)
+                self.send_header("Location", fault.location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if fault is not None and fault.kind == "ignore_range":
                 del self.headers["Range"]
             super()._serve(head=head)
@@ -106,6 +115,10 @@ class FaultHandler(StaticHandler):
 
     def send_length_header(self, length: int) -> None:
         fault = self.fault
+        if fault is not None and fault.kind == "no_length":
+            self.close_connection = True
+            self.send_header("Connection", "close")
+            return
         if fault is not None and fault.kind == "wrong_length":
             self.close_connection = True
             self.send_header("Connection", "close")
@@ -119,9 +132,9 @@ class FaultHandler(StaticHandler):
     def send_body(self, f, start: int, length: int) -> None:
         fault = self.fault
         try:
-            if fault is None or fault.kind in ("ignore_range", "none", "wrong_length"):
+            if fault is None or fault.kind in ("ignore_range", "none", "wrong_length", "no_length"):
                 self._send(f, start, length)
-                if fault is not None and fault.kind == "wrong_length":
+                if fault is not None and fault.kind in ("wrong_length", "no_length"):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
             head = min(fault.after_bytes, length)
@@ -196,6 +209,12 @@ class FaultServer:
 
     def stall(self, seconds: float, *, after: int = 0, times: int = 1) -> Fault:
         return self.add(Fault("stall", seconds=seconds, after_bytes=after, times=times))
+
+    def no_length(self, *, times: int | None = 1) -> Fault:
+        return self.add(Fault("no_length", times=times))
+
+    def redirect(self, location: str, *, times: int | None = 1) -> Fault:
+        return self.add(Fault("redirect", location=location, times=times))
 
     def clear_faults(self) -> None:
         with self._lock:
