@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ import yaml
 
 from hub import schema as _schema
 from hub.errors import CardValidationError, Finding
+from hub.integrity import write_atomic  # noqa: F401 (re-exported: hub.card.write_atomic)
 
 MAX_CARD_BYTES = 1 << 20
 FORMAT = "yolohub/1"
@@ -436,19 +436,6 @@ def render_card(front_matter: Mapping[str, Any], body: str = "", *, title: str =
     )
     head = title if not title or title.endswith("\n") else title + "\n"
     return f"{head}---\n{fm}---\n{body}"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers never see a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def update_card(path: str | os.PathLike, changes: Mapping[str, Any]) -> Card:
