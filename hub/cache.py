@@ -493,7 +493,22 @@ def remove_asset(asset, *, owner: str | None = None, settings: Settings | None =
             removed.append(p)
     if found is not None:
         path, sha = found
-        users = [r for r in iter_asset_records(layout) if r.sha256 == sha]
+        users = []
+        for r in iter_asset_records(layout):
+            if r.sha256 != sha:
+                continue
+            if owner is not None and owner in r.owners:
+                # the same card reached this file through another declared hash (e.g. a legacy
+                # prefix before `rehash`): that claim goes too
+                rest = {k: v for k, v in r.owners.items() if k != owner}
+                other = layout.asset_record_path(r.declared)
+                if not rest:
+                    other.unlink(missing_ok=True)
+                    removed.append(other)
+                    continue
+                write_atomic(other, AssetRecord(r.declared, r.sha256, r.ext, r.size, rest).to_json())
+                r = AssetRecord(r.declared, r.sha256, r.ext, r.size, rest)
+            users.append(r)
         if users:
             kept.append(
                 f"{sha[:12]} still used by "

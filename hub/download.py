@@ -420,7 +420,7 @@ class _Job:
                 "%s; `yolohub rehash NAME` writes it into the card",
                 self.label, len(self.declared), actual,
             )
-        log.info("%s: %s verified (sha256 %s)", self.label, human_bytes(n), actual[:16])
+        log.debug("%s: %s verified (sha256 %s)", self.label, human_bytes(n), actual[:16])
         return DownloadResult(blob, actual, self.declared, n, redact(url), False,
                               self.transferred, self.resumed_from)
 

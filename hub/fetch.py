@@ -17,7 +17,7 @@ from hub import cache as _cache
 from hub.card import Card, Release, update_card
 from hub.download import DownloadResult, fetch_file
 from hub.errors import CacheError, HubError, InputDataError
-from hub.integrity import VerifyResult, is_weak, normalize_sha256, verify_file
+from hub.integrity import VerifyResult, is_weak, normalize_sha256, verify_file, write_atomic
 from hub.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,8 @@ def _settings(offline: bool | None) -> Settings:
     return get_settings().with_(offline=offline)
 
 
-def _release(spec: str | Release, cards_dirs: Sequence) -> Release:
+def release_for(spec: str | Release, cards_dirs: Sequence = ()) -> Release:
+    """The release ``spec`` names (a Release passes through unchanged)."""
     if isinstance(spec, Release):
         return spec
     from hub.registry import resolve
@@ -84,7 +85,7 @@ def download(
 
     A second call is answered from the cache after one ``stat`` (no network).
     """
-    release = _release(spec, cards_dirs)
+    release = release_for(spec, cards_dirs)
     return fetch_release(release, force=force, offline=offline, progress=progress).path
 
 
@@ -184,7 +185,7 @@ def verify(
     layout = _cache.CacheLayout.from_settings(get_settings())
     results: list[VerifyResult] = []
     for spec in specs:
-        results.append(_verify_release(_release(spec, cards_dirs), layout, deep=deep))
+        results.append(_verify_release(release_for(spec, cards_dirs), layout, deep=deep))
     if all or not specs:
         seen = {str(r.path) for r in results if r.path is not None}
         results.extend(
@@ -210,7 +211,7 @@ def rehash(
     becomes the full digest and ``size`` the byte count.  A card that already pins a full digest
     is returned unchanged.
     """
-    release = _release(spec, cards_dirs)
+    release = release_for(spec, cards_dirs)
     card, asset = release.card, release.asset
     if not is_weak(asset.sha256):
         log.info("%s already pins a full sha256; nothing to do", release.id)
@@ -246,6 +247,28 @@ def rehash(
     assets = list(assets)
     assets[index] = entry
     new_card = update_card(card.path, {"asset": assets})
-    log.info("%s: %s now pins sha256 %s (%d bytes)", release.id, card.path, result.sha256,
+    _adopt_full_hash(release, result)
+    log.debug("%s: %s now pins sha256 %s (%d bytes)", release.id, card.path, result.sha256,
              result.size)
     return new_card
+
+
+def _adopt_full_hash(release: Release, result: DownloadResult) -> None:
+    """Move the cache's ownership record of ``release`` from the prefix to the full digest."""
+    layout = _cache.CacheLayout.from_settings(get_settings())
+    ext = _cache.file_extension(release.asset.file_format)
+    try:
+        old = _cache.read_asset_record(layout, result.declared)
+        info = dict(old.owners.get(release.id, {})) if old else {}
+        _cache.write_asset_record(layout, declared=result.sha256, sha256=result.sha256, ext=ext,
+                                  size=result.size, owner=release.id, owner_info=info)
+        if old is not None:
+            rest = {k: v for k, v in old.owners.items() if k != release.id}
+            path = layout.asset_record_path(result.declared)
+            if rest:
+                write_atomic(path, _cache.AssetRecord(old.declared, old.sha256, old.ext,
+                                                      old.size, rest).to_json())
+            else:
+                path.unlink(missing_ok=True)
+    except OSError as exc:  # a read-only cache: the card is updated, the records lag behind
+        log.debug("cannot update the cache records after rehash: %s", exc)
