@@ -228,3 +228,128 @@ def test_report_files(dataset, tmp_path):
         assert im.format == "PNG" and im.size[0] > 600 and im.size[1] > 300
         pixels = np.asarray(im.convert("L"))
     assert pixels.std() > 10  # curves and axes, not a blank canvas
+
+
+# ------------------------------------------------------------------ inference over a split
+
+
+class OracleNet:
+    """A detector that is always right, to check the runner's geometry end to end.
+
+    For each input it finds the image that preprocesses to exactly that input and emits that
+    image's ground-truth boxes in input pixels (decoded-output layout, obj 1, class score 0.9).
+    """
+
+    rows = 16
+
+    def __init__(self, split, img_size, num_classes):
+        import hashlib
+
+        from yolomodels.eval.runner import read_image
+        from yolomodels.postprocess import preprocess
+
+        self._hash = lambda a: hashlib.sha1(np.ascontiguousarray(a).tobytes()).hexdigest()
+        self.num_classes = num_classes
+        self.training = True
+        self.table = {}
+        for img_id in split.image_ids:
+            x, meta = preprocess(read_image(split.image_path(img_id)), img_size)
+            out = np.zeros((self.rows, 5 + num_classes), np.float32)
+            anns = split.gt.loadAnns(split.gt.getAnnIds(imgIds=[img_id]))
+            for i, a in enumerate(anns):
+                bx, by, bw, bh = a["bbox"]
+                out[i, 0] = (bx + bw / 2) * meta.ratio + meta.pad[0]
+                out[i, 1] = (by + bh / 2) * meta.ratio + meta.pad[1]
+                out[i, 2:4] = bw * meta.ratio, bh * meta.ratio
+                out[i, 4] = 1.0
+                out[i, 5 + split.category_ids.index(a["category_id"])] = 0.9
+            self.table[self._hash(x)] = out
+
+    def set_train(self, mode):
+        self.training = mode
+
+    def __call__(self, batch):
+        import mindspore as ms
+
+        empty = np.zeros((self.rows, 5 + self.num_classes), np.float32)
+        return ms.Tensor(np.stack([self.table.get(self._hash(x), empty) for x in batch.asnumpy()]))
+
+
+@pytest.fixture(scope="module")
+def rect_split(tmp_path_factory):
+    """Non-square images, so the letterbox pads and boxes must be mapped back exactly."""
+    root = make_dataset(
+        tmp_path_factory.mktemp("rect"), num_images=10, img_size=(120, 72), num_classes=3,
+        seed=11, split="val2017", objects=(1, 3),
+    )  # fmt: skip
+    return open_split(root, "val2017")
+
+
+def test_runner_maps_a_perfect_detector_to_perfect_scores(rect_split, tmp_path):
+    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+
+    net = OracleNet(rect_split, 96, 3)
+    settings = InferenceSettings(img_size=96, batch_size=4)  # 10 images: last batch padded
+    ev = evaluate_network(net, rect_split, settings=settings, detections_path=tmp_path / "d.json")
+    assert net.training is False
+    assert ev.result.metrics.AP == pytest.approx(1.0) and ev.result.metrics.AR100 == 1.0
+    n_gt = len(rect_split.gt.getAnnIds())
+    assert ev.result.num_detections == n_gt == len(json.loads(ev.detections_path.read_text()))
+    assert sorted(ev.inference.detections) == list(rect_split.image_ids)
+
+
+@pytest.fixture(scope="module")
+def tiny_yolov3():
+    """A scaled-down YOLOv3 with random weights, in PyNative mode (no graph compile in tests)."""
+    import mindspore as ms
+
+    import yolomodels
+
+    ms.set_device("CPU")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    ms.set_seed(0)
+    return yolomodels.build(
+        "yolov3_darknet53", num_classes=3, img_size=96, depth_multiple=0.33, width_multiple=0.25
+    )
+
+
+def test_untrained_network_evaluates_end_to_end(tiny_yolov3, rect_split, tmp_path):
+    from yolomodels.eval.runner import InferenceSettings, evaluate_network, run_inference
+
+    settings = InferenceSettings(img_size=96, batch_size=10, max_detections=50)
+    ev = evaluate_network(
+        tiny_yolov3, rect_split, settings=settings, detections_path=tmp_path / "det.json"
+    )
+    m = ev.result.metrics
+    assert 0.0 <= m.AP < 0.05 and 0.0 <= m.AP50 < 0.1  # random weights find nothing real
+    assert ev.inference.num_images == 10 and ev.inference.seconds > 0
+    for det in ev.inference.detections.values():
+        assert 0 < len(det) <= 50
+        assert np.all(det[:, [0, 2]] >= 0) and np.all(det[:, [0, 2]] <= 120)  # clipped
+        assert np.all(det[:, [1, 3]] >= 0) and np.all(det[:, [1, 3]] <= 72)
+        assert np.all(np.isin(det[:, 5], [0, 1, 2]))
+    # the saved detections re-score without inference, to the same numbers
+    assert evaluate_file(rect_split.annotations, ev.detections_path).metrics == m
+    files = write_report(ev.result, tmp_path / "r", title="t", context={}, claim=None)
+    assert files.json.is_file() and files.markdown.is_file() and files.plot.stat().st_size > 0
+    # the batch size (and the padding of the last batch) does not change any detection
+    again = run_inference(tiny_yolov3, rect_split, settings=InferenceSettings(
+        img_size=96, batch_size=4, max_detections=50))  # fmt: skip
+    for img_id, det in ev.inference.detections.items():
+        np.testing.assert_allclose(again.detections[img_id], det, rtol=1e-4, atol=1e-3)
+
+
+def test_inference_settings_and_unreadable_images_are_refused(rect_split, tmp_path):
+    from yolomodels.errors import ImageReadError
+    from yolomodels.eval.runner import InferenceSettings, read_image
+
+    with pytest.raises(DatasetError, match="multiple of 32"):
+        InferenceSettings(img_size=100)
+    with pytest.raises(DatasetError, match="thresholds"):
+        InferenceSettings(iou_threshold=0)
+    bad = tmp_path / "x.jpg"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(ImageReadError, match="cannot be read"):
+        read_image(bad)
+    with pytest.raises(ImageReadError, match="does not exist"):
+        read_image(tmp_path / "missing.jpg")
