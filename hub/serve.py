@@ -144,7 +144,8 @@ def serve_directory(
     if not Path(path).is_dir():
         raise InputDataError(f"cannot serve {path}: it is not a directory")
     server = StaticServer(path, (host, port), handler)
-    thread = threading.Thread(target=server.serve_forever, name="yolohub-serve", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                              name="yolohub-serve", daemon=True)
     thread.start()
 
     def stop() -> None:

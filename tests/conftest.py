@@ -17,3 +17,7 @@ def yolohub_env(tmp_path, monkeypatch):
     monkeypatch.setenv("YOLOHUB_HOME", str(home))
     monkeypatch.setenv("YOLOHUB_PROGRESS", "0")
     return home
+
+
+# the loopback HTTP server, socket guard and test-file fixtures of the asset tests
+pytest_plugins = ("httpserver",)

@@ -175,7 +175,9 @@ class FaultServer:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self.requests: list[Request] = []
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property
@@ -291,3 +293,76 @@ def http_server(tmp_path):
         yield server
     finally:
         server.stop()
+
+
+# --- helpers shared by the asset tests ------------------------------------------------------------
+
+
+def write_asset_card(
+    directory: str | os.PathLike,
+    name: str,
+    links: list[str] | str,
+    sha256: str,
+    *,
+    size: int | None = None,
+    version: str = "1.0",
+) -> Path:
+    """A minimal valid card (MindSpore Hub fields only) with one asset; returns its path."""
+    from hub.card import render_card
+
+    links = [links] if isinstance(links, str) else list(links)
+    asset = {"file-format": "ckpt", "asset-link": links[0], "asset-sha256": sha256,
+             "version": version}
+    if len(links) > 1:
+        asset["mirrors"] = links[1:]
+    if size is not None:
+        asset["size"] = size
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.md"
+    path.write_text(render_card({"model-name": name, "model-version": version, "asset": [asset]},
+                                "test card\n"))
+    return path
+
+
+@dataclass
+class SocketGuard:
+    """Records (and refuses) every outgoing connection attempted while it is installed."""
+
+    attempts: list = field(default_factory=list)
+
+
+def install_socket_guard(monkeypatch) -> SocketGuard:
+    """Make any outgoing connection from this process fail loudly, and record it."""
+    guard = SocketGuard()
+
+    def refuse(sock, address, *a, **k):
+        guard.attempts.append(address)
+        raise OSError(f"test socket guard: connection to {address!r} attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    return guard
+
+
+@pytest.fixture
+def socket_guard(monkeypatch) -> SocketGuard:
+    """No outgoing connection from this process for the whole test (attempts are recorded)."""
+    return install_socket_guard(monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def big_file(tmp_path_factory) -> tuple[Path, str, int]:
+    """One 32 MiB random file per session: (path, sha256, size).  Link it, never modify it."""
+    path = tmp_path_factory.mktemp("big") / "big.bin"
+    sha, size = make_random_file(path, 32 << 20)
+    path.chmod(0o444)
+    return path, sha, size
+
+
+def serve_copy(server: FaultServer, src: Path, name: str) -> str:
+    """Expose ``src`` as ``name`` on ``server`` (a hard link, no copy); return its URL."""
+    dst = server.root / name
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.link(src, dst)
+    return server.url_for(name)
