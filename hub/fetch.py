@@ -1,7 +1,7 @@
 """Cards to verified files: ``download``, ``verify`` and ``rehash`` (the public asset API).
 
 This module joins the registry (which card, which asset) to the transfer and cache layers
-(:mod:`hub.download`, :mod:`hub.cache`, :mod:`hub.integrity`).  It opens no connection itself;
+(:mod:`hub.transfer`, :mod:`hub.cache`, :mod:`hub.integrity`).  It opens no connection itself;
 with offline mode on (``YOLOHUB_OFFLINE=1`` or ``offline=True``) nothing below it does either.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 from hub import cache as _cache
 from hub.card import Card, Release, update_card
-from hub.download import DownloadResult, fetch_file
 from hub.errors import CacheError, HubError, InputDataError
 from hub.integrity import VerifyResult, is_weak, normalize_sha256, verify_file, write_atomic
 from hub.settings import Settings, get_settings
+from hub.transfer import DownloadResult, fetch_file
 
 log = logging.getLogger(__name__)
 

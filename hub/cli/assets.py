@@ -121,7 +121,7 @@ def register(sub) -> None:
 
 
 def _size(n: int | None) -> str:
-    from hub.download import human_bytes
+    from hub.transfer import human_bytes
 
     return "?" if n is None else human_bytes(n)
 
