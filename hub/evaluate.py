@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -141,8 +143,10 @@ def evaluate(
     except YoloModelsError as exc:
         raise InputDataError(str(exc)) from exc
 
-    net, weights_label, sha = _network(release, weights, cards_dirs=cards_dirs, mode=mode)
-    from hub.download import show_progress
+    net, weights_label, sha = _network(
+        release, weights, cards_dirs=cards_dirs, mode=mode, progress=progress
+    )
+    from hub.transfer import show_progress
 
     try:
         run = evaluate_network(
@@ -265,22 +269,28 @@ def _protocol(card: Card) -> EvalProtocol:
     return card.eval_protocol
 
 
-def _network(release: Release, weights, *, cards_dirs, mode: str):
-    """The card's network in eval mode, with the card's verified weights or the caller's."""
-    from hub.loader import load
+def _network(release: Release, weights, *, cards_dirs, mode: str, progress: bool | None):
+    """The card's network in eval mode, with the card's verified weights or the caller's.
+
+    Returns ``(net, weights label, full sha256 of the weights file)``.
+    """
+    from hub.loader import build_for, load
 
     if weights is None:
-        net = load(release.id, cards_dirs=cards_dirs, mode=mode)
-        return net, release.asset.links[0], release.asset.sha256
-    from yolomodels.checkpoint import load_strict, read_checkpoint
+        net = load(release.id, cards_dirs=cards_dirs, mode=mode, progress=progress)
+        from hub.fetch import fetch_release
+
+        fetched = fetch_release(release, progress=False)  # a cache hit: load just verified it
+        return net, str(fetched.path), fetched.sha256
 
     from hub.integrity import sha256_file
+    from yolomodels.checkpoint import load_strict, read_checkpoint
     from yolomodels.errors import CheckpointReadError
 
     path = Path(weights)
     if not path.is_file():
         raise InputDataError(f"weights file {path} does not exist; pass a .ckpt file")
-    net = load(release.id, pretrained=False, cards_dirs=cards_dirs, mode=mode)
+    net = build_for(release, mode=mode)
     try:
         params = read_checkpoint(path)
     except CheckpointReadError as exc:
@@ -333,3 +343,15 @@ def _protocol_dict(p: EvalProtocol) -> dict[str, Any]:
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``hub.evaluate`` rebinds the package attribute ``hub.evaluate`` from the public
+    function (hub/__init__.py's lazy API) to this module; forwarding calls keeps
+    ``hub.evaluate(...)`` working either way."""
+
+    def __call__(self, *args, **kwargs) -> EvalReport:
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -25,6 +25,12 @@ def register(sub) -> None:
     p.add_argument("--split", metavar="NAME", help="dataset split (default: the card's)")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per forward pass")
     p.add_argument(
+        "--mode",
+        choices=("graph", "pynative"),
+        default="graph",
+        help="MindSpore execution mode (graph compiles once and runs faster on many images)",
+    )
+    p.add_argument(
         "--update-card", action="store_true", help="record the result in the card (yours only)"
     )
     add_cards_option(p)
@@ -44,6 +50,7 @@ def _eval(args: argparse.Namespace) -> int:
         cards_dirs=args.cards,
         split=args.split,
         batch_size=args.batch_size,
+        mode=args.mode,
     )
     if args.json:
         print_json(report.to_dict())
@@ -53,7 +60,7 @@ def _eval(args: argparse.Namespace) -> int:
         c = report.claim
         raise ClaimNotReproducedError(
             f"{report.release}: measured {c.metric} {c.measured:.2f}, claimed {c.claimed:.2f}, "
-            f"differs by {c.delta:+.2f} (tolerance ±{c.tolerance:.2f}); "
+            f"differs by {c.delta:+.2f} (tolerance ±{c.tolerance:g}); "
             f"see {report.report_markdown}"
         )
     return 0
@@ -65,7 +72,7 @@ def _print_summary(report) -> None:
     print(f"{report.release} on {report.data} ({report.split}, {report.num_images} images)")
     print("  " + "  ".join(f"{k} {_f(m[k])}" for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")))
     print("  " + "  ".join(f"{k} {_f(m[k])}" for k in ("AR1", "AR10", "AR100")))
-    claimed = "none" if c.claimed is None else f"{c.claimed:.2f} ±{c.tolerance:.2f}"
+    claimed = "none" if c.claimed is None else f"{c.claimed:.2f} ±{c.tolerance:g}"
     print(f"  {c.metric}: measured {c.measured:.2f}, claimed {claimed} -> {c.verdict}")
     print(f"  report: {report.report_markdown}")
     print(f"  json:   {report.report_json}")

@@ -119,7 +119,7 @@ def render_markdown(
                 "| metric | claimed | measured | delta | tolerance |",
                 "|---|---:|---:|---:|---:|",
                 f"| {claim.metric} | {claim.claimed:.2f} | {claim.measured:.2f} | "
-                f"{claim.delta:+.2f} | ±{claim.tolerance:.2f} |",
+                f"{claim.delta:+.2f} | ±{claim.tolerance:g} |",
                 "",
             ]
     lines += [

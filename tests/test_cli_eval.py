@@ -1,0 +1,232 @@
+"""``yolohub eval`` / ``hub.evaluate`` end to end with a real scaled-down YOLOv3 and a user card.
+
+One random-init network is saved as a checkpoint and measured once directly with yolomodels; the
+cards below claim that number (holds), or that number + 5 points (does not hold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hub._paths import builtin_cards_dir
+from hub.card import load_card
+from hub.cli import main
+from hub.errors import (
+    CardNotFoundError,
+    CheckpointMismatchError,
+    ClaimNotReproducedError,
+    InputDataError,
+    PublishError,
+)
+
+ARCH_ARGS = {"num_classes": 3, "img_size": 96, "depth_multiple": 0.33, "width_multiple": 0.25}
+SPLIT = "val2017"
+
+
+def _card_text(ckpt: Path, *, claims: dict[str, float], metric: str = "AP") -> str:
+    sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assets = "".join(
+        f"""  - file-format: ckpt
+    asset-link: <{ckpt.resolve().as_uri()}>
+    asset-sha256: {sha}
+    size: {ckpt.stat().st_size}
+    version: "{version}"
+    claimed: {claimed!r}
+"""
+        for version, claimed in claims.items()
+    )
+    args = ", ".join(f"{k}: {v}" for k, v in ARCH_ARGS.items())
+    return f"""# tiny_shapes
+
+---
+format: yolohub/1
+model-name: tiny_shapes
+model-version: "{next(iter(claims))}"
+backbone-name: darknet53
+train-dataset: synthetic-shapes
+license: Apache2.0
+summary: A scaled-down YOLOv3 with random weights, for testing yolohub eval.
+asset:
+{assets}architecture:
+  name: yolov3_darknet53
+  args: {{{args}}}
+  head-params: ["model.model.28.m.*"]
+class-names: [circle, square, triangle]
+eval-protocol:
+  dataset: synthetic-shapes
+  split: {SPLIT}
+  metric: {metric}
+  img-size: 96
+  conf-threshold: 0.001
+  iou-threshold: 0.65
+  max-detections: 100
+  multi-label: true
+  batch-size: 8
+  tolerance: 0.001
+---
+
+# tiny_shapes
+
+Test card.
+"""
+
+
+needs_loader = pytest.mark.skipif(
+    importlib.util.find_spec("hub.loader") is None, reason="hub.loader has not landed yet"
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Dataset, checkpoint, its directly measured AP, and a directory with its card."""
+    import mindspore as ms
+
+    import yolomodels
+    from yolomodels.checkpoint import save_checkpoint
+    from yolomodels.data.synthetic import make_dataset
+    from yolomodels.eval.coco import open_split
+    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+
+    root = tmp_path_factory.mktemp("evalworld")
+    data = make_dataset(root / "data", num_images=8, img_size=(96, 80), num_classes=3, seed=5,
+                        split=SPLIT, objects=(1, 3))  # fmt: skip
+    ms.set_device("CPU")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    ms.set_seed(1)
+    net = yolomodels.build("yolov3_darknet53", **ARCH_ARGS)
+    ckpt = root / "tiny.ckpt"
+    save_checkpoint(net, ckpt)
+    direct = evaluate_network(
+        net,
+        open_split(data, SPLIT),
+        settings=InferenceSettings(img_size=96, max_detections=100, batch_size=8),
+    )
+    measured = direct.result.metrics.percent("AP")
+    cards = root / "cards"
+    cards.mkdir()
+    claims = {"1.0": measured, "1.0-optimistic": measured + 5.0}
+    (cards / "tiny_shapes.md").write_text(_card_text(ckpt, claims=claims))
+    other = yolomodels.build("yolov3_darknet53", **{**ARCH_ARGS, "num_classes": 4})
+    wrong = root / "four_classes.ckpt"
+    save_checkpoint(other, wrong)
+    return {"data": data, "ckpt": ckpt, "measured": measured, "cards": cards, "wrong": wrong,
+            "root": root}  # fmt: skip
+
+
+def _run(capsys, *argv):
+    code = main(["eval", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@needs_loader
+def test_claim_reproduced_exits_zero_with_reports(world, capsys, tmp_path):
+    out_dir = tmp_path / "report"
+    code, out, err = _run(
+        capsys, "tiny_shapes", "--data", world["data"], "--weights", world["ckpt"],
+        "--cards", world["cards"], "--out", out_dir, "--mode", "pynative", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert err == ""  # not a TTY: no progress bar, and nothing else on stderr
+    report = json.loads(out)
+    assert report["model"] == "tiny_shapes@1.0"
+    assert report["claim"]["verdict"] == "reproduced" and report["claim"]["holds"] is True
+    assert report["claim"]["measured"] == pytest.approx(world["measured"], abs=1e-9)
+    assert report["weights_sha256"] == hashlib.sha256(world["ckpt"].read_bytes()).hexdigest()
+    assert report["protocol"]["img_size"] == 96 and report["protocol"]["max_detections"] == 100
+    assert report["num_images"] == 8
+    files = report["files"]
+    assert Path(files["report_json"]).parent == out_dir
+    assert json.loads(Path(files["report_json"]).read_text())["claim"]["verdict"] == "reproduced"
+    assert "**Verdict: reproduced**" in Path(files["report_markdown"]).read_text()
+    with Image.open(files["plot"]) as im:
+        assert im.format == "PNG"
+    # the detections file re-scores to the same metrics without inference
+    from yolomodels.eval.coco import evaluate_file
+
+    again = evaluate_file(report["annotations"], files["detections"])
+    assert again.metrics.percent("AP") == pytest.approx(report["claim"]["measured"], abs=1e-9)
+
+
+@needs_loader
+def test_claim_not_reproduced_exits_with_its_code(world, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("YOLOHUB_PROGRESS", "1")
+    code, out, err = _run(
+        capsys, "tiny_shapes@1.0-optimistic", "--data", world["data"], "--weights",
+        world["ckpt"], "--cards", world["cards"], "--out", tmp_path, "--mode", "pynative",
+    )  # fmt: skip
+    assert code == ClaimNotReproducedError.exit_code != 0
+    assert "eval" in err and "img" in err  # YOLOHUB_PROGRESS=1: the bar shows on stderr
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: tiny_shapes@1.0-optimistic: measured AP")
+    assert "differs by -5.00 (tolerance ±0.001)" in last and "Traceback" not in err
+    assert "not reproduced" in out and "report:" in out
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["claim"]["verdict"] == "not reproduced"
+    assert saved["claim"]["claimed"] == pytest.approx(world["measured"] + 5, abs=1e-9)
+
+
+@needs_loader
+def test_update_card_records_the_result_in_a_user_card(world, tmp_path):
+    import hub
+
+    cards = tmp_path / "mine"
+    shutil.copytree(world["cards"], cards)
+    before = (cards / "tiny_shapes.md").read_text()
+    report = hub.evaluate(
+        "tiny_shapes", data=world["data"], weights=world["ckpt"], cards_dirs=[cards],
+        out=tmp_path / "r", update_card=True, mode="pynative",
+    )  # fmt: skip
+    assert report.holds is True and report.card_updated
+    card = load_card(cards / "tiny_shapes.md")  # still a valid card
+    (entry,) = card.front_matter["eval-results"]
+    assert entry["metric"] == "AP" and entry["value"] == pytest.approx(report.measured, abs=1e-4)
+    assert entry["dataset"] == "synthetic-shapes" and entry["split"] == SPLIT
+    assert entry["version"] == "1.0" and entry["date"] == report.date
+    assert entry["yolohub-version"] == hub.__version__
+    assert entry["weights-sha256"] == hashlib.sha256(world["ckpt"].read_bytes()).hexdigest()
+    assert entry["settings"]["img-size"] == 96 and entry["settings"]["iou-threshold"] == 0.65
+    assert entry["settings"]["images"] == 8
+    after = (cards / "tiny_shapes.md").read_text()
+    assert after.endswith("Test card.\n") and before.split("---")[0] == after.split("---")[0]
+
+
+def test_update_card_refuses_builtin_cards_before_inference(world, capsys):
+    name = sorted(builtin_cards_dir().glob("*.md"))[0].stem
+    code, out, err = _run(capsys, name, "--data", world["data"], "--update-card")
+    assert code == PublishError.exit_code
+    assert "built into yolohub" in err and "--cards DIR" in err and out == ""
+
+
+@needs_loader
+def test_bad_inputs_give_one_line_errors(world, capsys, tmp_path):
+    common = ("--cards", world["cards"], "--mode", "pynative")
+    code, _, err = _run(capsys, "tiny_shapes", "--data", tmp_path / "nowhere", *common)
+    assert code == InputDataError.exit_code and "does not exist" in err
+    code, _, err = _run(capsys, "tiny_shapes", "--data", world["data"], "--split", "test", *common)
+    assert code == InputDataError.exit_code and "no annotations for split 'test'" in err
+    missing = tmp_path / "none.ckpt"
+    code, _, err = _run(capsys, "tiny_shapes", "--data", world["data"], "--weights", missing,
+                        *common)  # fmt: skip
+    assert code == InputDataError.exit_code and "none.ckpt does not exist" in err
+    code, _, err = _run(capsys, "tiny_shapes", "--data", world["data"], "--weights",
+                        world["wrong"], *common)  # fmt: skip
+    assert code == CheckpointMismatchError.exit_code
+    assert "does not fit the network of card tiny_shapes@1.0" in err and "mis-shaped" in err
+    assert all(len(e.splitlines()) == 1 for e in [err]) and "Traceback" not in err
+
+
+def test_hub_evaluate_stays_callable_after_its_module_is_imported():
+    import hub
+    import hub.evaluate  # noqa: F401  (rebinds the package attribute to the module)
+
+    assert callable(hub.evaluate)
+    with pytest.raises(CardNotFoundError, match="no card named 'no_such_model'"):
+        hub.evaluate("no_such_model", data=".")
