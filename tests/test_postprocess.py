@@ -11,6 +11,8 @@ from yolomodels.errors import ImageReadError
 from yolomodels.postprocess import (
     PAD_VALUE,
     box_iou,
+    greedy_nms,
+    greedy_nms_per_class,
     letterbox,
     nms,
     preprocess,
@@ -93,6 +95,28 @@ def test_nms_output_invariants(pred, iou):
         m = box_iou(same, same)
         np.fill_diagonal(m, 0)
         assert m.max(initial=0) <= iou + 1e-9, "no two kept boxes of one class overlap > iou"
+
+
+@settings(max_examples=80, deadline=None)
+@given(pred=predictions(max_rows=60, max_classes=5), iou=st.sampled_from([0.2, 0.5, 0.8]),
+       max_keep=st.integers(1, 80))  # fmt: skip
+def test_per_class_greedy_equals_greedy_over_offset_boxes(pred, iou, max_keep):
+    boxes = np.concatenate([pred[:, :2] - pred[:, 2:4] / 2, pred[:, :2] + pred[:, 2:4] / 2], 1)
+    cls = np.random.default_rng(len(pred)).integers(0, 5, len(pred))
+    shifted = boxes + (cls * 4096.0)[:, None]
+    want = greedy_nms(shifted, iou, max_keep=max_keep)
+    np.testing.assert_array_equal(greedy_nms_per_class(boxes, cls, iou, max_keep=max_keep), want)
+
+
+def test_boxes_spanning_more_than_the_class_offset_follow_mindyolo():
+    """Past 4096 px the class offsets no longer separate classes; MindYOLO's answer is kept."""
+    pred = np.array(
+        [_row(5000, 5000, 100, 100, 1.0, 0.9, 0.0), _row(904, 904, 100, 100, 1.0, 0.0, 0.8)]
+    )
+    det = nms(pred, iou=0.65)
+    assert det[:, 5].tolist() == [0]  # class 1 at (904, 904) lands on class 0 after the offsets
+    pred[0, :2] = 3000  # within 4096: the classes are independent again
+    assert sorted(nms(pred, iou=0.65)[:, 5].tolist()) == [0, 1]
 
 
 def _row(cx, cy, w, h, obj, *cls):

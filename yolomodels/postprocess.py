@@ -8,6 +8,7 @@ original image.  Everything is numpy + Pillow.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -213,7 +214,12 @@ def nms(
         return empty
     order = _best_first(score, MAX_CANDIDATES)
     rows, cls, score = rows[order], cls[order], score[order]
-    keep = greedy_nms(boxes[rows] + (cls * CLASS_OFFSET)[:, None], iou, max_keep=int(max_det))
+    cand = boxes[rows]
+    if np.ptp(cand) < CLASS_OFFSET:
+        # the offsets keep every class apart, so greedy NMS per class is the same computation
+        keep = greedy_nms_per_class(cand, cls, iou, max_keep=int(max_det))
+    else:
+        keep = greedy_nms(cand + (cls * CLASS_OFFSET)[:, None], iou, max_keep=int(max_det))
     det = np.empty((len(keep), 6), dtype=np.float32)
     det[:, :4] = boxes[rows[keep]]
     det[:, 4] = score[keep]
@@ -232,6 +238,44 @@ def _best_first(score: np.ndarray, limit: int) -> np.ndarray:
         idx.sort()
         return idx[np.argsort(-score[idx], kind="stable")]
     return np.argsort(-score, kind="stable")
+
+
+def greedy_nms_per_class(
+    boxes: np.ndarray, cls: np.ndarray, iou: float, *, max_keep: int | None = None
+) -> np.ndarray:
+    """``greedy_nms`` for boxes that only suppress boxes of their own class.
+
+    Same answer and order as the global greedy pass (boxes sorted best first, ties by index),
+    but each kept box is compared only with the survivors of its class: a heap holds each
+    class's best survivor, and the overall best is kept next.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64)
+    n = len(boxes)
+    limit = n if max_keep is None else min(n, max_keep)
+    x1, y1, x2, y2 = boxes.T
+    area = (x2 - x1) * (y2 - y1)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    by_class = np.argsort(cls, kind="stable")  # within a class: still best first
+    starts = np.flatnonzero(np.r_[True, np.diff(cls[by_class]) != 0])
+    alive = dict(enumerate(np.split(by_class, starts[1:])))
+    heap = [(int(a[0]), g) for g, a in alive.items()]
+    heapq.heapify(heap)
+    keep = []
+    while heap and len(keep) < limit:
+        i, g = heapq.heappop(heap)
+        keep.append(i)
+        rest = alive[g][1:]
+        iw = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
+        ih = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
+        np.maximum(iw, 0.0, out=iw)
+        np.maximum(ih, 0.0, out=ih)
+        inter = iw * ih
+        rest = rest[inter / (area[i] + area[rest] - inter + 1e-6) <= iou]
+        alive[g] = rest
+        if len(rest):
+            heapq.heappush(heap, (int(rest[0]), g))
+    return np.asarray(keep, dtype=np.int64)
 
 
 def greedy_nms(boxes: np.ndarray, iou: float, *, max_keep: int | None = None) -> np.ndarray:
