@@ -12,13 +12,16 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub import cache as _cache
-from hub.card import Card, Release, update_card
 from hub.errors import CacheError, HubError, InputDataError
 from hub.integrity import VerifyResult, is_weak, normalize_sha256, verify_file, write_atomic
 from hub.settings import Settings, get_settings
-from hub.transfer import DownloadResult, fetch_file
+
+if TYPE_CHECKING:  # cards and transfers are imported when used: `verify --all` needs neither
+    from hub.card import Card, Release
+    from hub.transfer import DownloadResult
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,8 @@ def _settings(offline: bool | None) -> Settings:
 
 def release_for(spec: str | Release, cards_dirs: Sequence = ()) -> Release:
     """The release ``spec`` names (a Release passes through unchanged)."""
+    from hub.card import Release
+
     if isinstance(spec, Release):
         return spec
     from hub.registry import resolve
@@ -48,6 +53,8 @@ def fetch_release(
     ``force`` re-downloads even when a verified copy is cached; ``offline`` overrides
     ``YOLOHUB_OFFLINE``.  Raises the :mod:`hub.errors` transfer/integrity classes.
     """
+    from hub.transfer import fetch_file
+
     asset = release.asset
     card = release.card
     info = {"card": str(card.path) if card.path else None, "source": card.source}
@@ -211,6 +218,8 @@ def rehash(
     becomes the full digest and ``size`` the byte count.  A card that already pins a full digest
     is returned unchanged.
     """
+    from hub.card import update_card
+
     release = release_for(spec, cards_dirs)
     card, asset = release.card, release.asset
     if not is_weak(asset.sha256):
