@@ -11,6 +11,7 @@ cards the user owns.
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import re
 import sys
@@ -25,6 +26,8 @@ from hub.card import Card, EvalProtocol, Release
 from hub.errors import CheckpointError, CheckpointMismatchError, InputDataError, PublishError
 from hub.registry import resolve
 from hub.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,6 +143,7 @@ def evaluate(
             multi_label=protocol.multi_label,
             batch_size=protocol.batch_size,
         )
+        _check_classes(card, split_data)
     except YoloModelsError as exc:
         raise InputDataError(str(exc)) from exc
 
@@ -257,6 +261,40 @@ def _check_owned(card: Card) -> None:
     if not os.access(card.path, os.W_OK) or not os.access(card.path.parent, os.W_OK):
         raise PublishError(
             f"card file {card.path} is not writable; cannot record the evaluation result in it"
+        )
+
+
+def _check_classes(card: Card, split) -> None:
+    """Refuse a dataset whose categories are not the card's classes (the numbers would be
+    meaningless); warn when only some names differ."""
+    from yolomodels.eval.coco import category_mapping, class_name_mismatches
+
+    names = card.class_names
+    nc = (card.architecture.args.get("num_classes") if card.architecture else None) or (
+        len(names) if names else None
+    )
+    if nc is None:
+        return
+    cat_ids = category_mapping(split.gt, int(nc))  # DatasetError when the counts cannot match
+    if not names:
+        return
+    bad = class_name_mismatches(split.gt, cat_ids, names)
+    compared = sum(1 for c in cat_ids if c in split.gt.cats)
+    if bad and len(bad) == compared:
+        shown = ", ".join(f"{k}: {a!r} vs {b!r}" for k, a, b in bad[:4])
+        raise InputDataError(
+            f"the dataset's categories are not the classes of card {card.name!r} (class: card "
+            f"vs dataset — {shown}{', ...' if len(bad) > 4 else ''}); evaluate on a dataset "
+            "labelled with the card's class-names"
+        )
+    if bad:
+        log.warning(
+            "%s: %d of %d class names differ from the dataset's categories (first: %r vs %r)",
+            card.name,
+            len(bad),
+            compared,
+            bad[0][1],
+            bad[0][2],
         )
 
 

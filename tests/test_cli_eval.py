@@ -20,6 +20,7 @@ from hub.card import load_card
 from hub.cli import main
 from hub.errors import (
     CardNotFoundError,
+    CheckpointError,
     CheckpointMismatchError,
     ClaimNotReproducedError,
     InputDataError,
@@ -30,7 +31,13 @@ ARCH_ARGS = {"num_classes": 3, "img_size": 96, "depth_multiple": 0.33, "width_mu
 SPLIT = "val2017"
 
 
-def _card_text(ckpt: Path, *, claims: dict[str, float], metric: str = "AP") -> str:
+def _card_text(
+    ckpt: Path,
+    *,
+    claims: dict[str, float],
+    metric: str = "AP",
+    names: str = "circle, square, triangle",
+) -> str:
     sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     assets = "".join(
         f"""  - file-format: ckpt
@@ -58,7 +65,7 @@ asset:
   name: yolov3_darknet53
   args: {{{args}}}
   head-params: ["model.model.28.m.*"]
-class-names: [circle, square, triangle]
+class-names: [{names}]
 eval-protocol:
   dataset: synthetic-shapes
   split: {SPLIT}
@@ -220,6 +227,11 @@ def test_bad_inputs_give_one_line_errors(world, capsys, tmp_path):
                         world["wrong"], *common)  # fmt: skip
     assert code == CheckpointMismatchError.exit_code
     assert "does not fit the network of card tiny_shapes@1.0" in err and "mis-shaped" in err
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    code, _, err = _run(capsys, "tiny_shapes", "--data", world["data"], "--weights", garbage,
+                        *common)  # fmt: skip
+    assert code == CheckpointError.exit_code and "garbage.ckpt" in err
     assert all(len(e.splitlines()) == 1 for e in [err]) and "Traceback" not in err
 
 
@@ -244,3 +256,19 @@ def test_card_weights_load_through_the_cache_in_graph_mode(world, tmp_path, yolo
     # graph and PyNative kernels may differ in the last bits; the measured AP does not move
     assert report.measured == pytest.approx(world["measured"], abs=0.01)
     assert report.report_markdown.is_file() and report.detections.is_file()
+
+
+def test_a_dataset_with_other_classes_is_refused_before_inference(world, capsys, tmp_path):
+    from yolomodels.data.synthetic import make_dataset
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    text = _card_text(world["ckpt"], claims={"1.0": 1.0}, names="cat, dog, bird")
+    (cards / "tiny_shapes.md").write_text(text)
+    code, _, err = _run(capsys, "tiny_shapes", "--data", world["data"], "--cards", cards)
+    assert code == InputDataError.exit_code
+    assert "not the classes of card 'tiny_shapes'" in err and "'cat' vs 'circle'" in err
+    five = make_dataset(tmp_path / "five", num_images=2, img_size=64, num_classes=5, split=SPLIT)
+    code, _, err = _run(capsys, "tiny_shapes", "--data", five, "--cards", world["cards"])
+    assert code == InputDataError.exit_code
+    assert "predicts 3 classes but the dataset has 5 categories" in err

@@ -192,6 +192,25 @@ def category_mapping(gt: COCO, num_classes: int) -> tuple[int, ...]:
     )
 
 
+def class_name_mismatches(
+    gt: COCO, category_ids: Sequence[int], class_names: Sequence[str]
+) -> list[tuple[int, str, str]]:
+    """``(class index, network's name, dataset's name)`` where the two disagree.
+
+    Only categories present in ``gt`` are compared (a COCO subset is fine).  Names are compared
+    case-insensitively, ignoring spaces, ``-`` and ``_``.
+    """
+
+    def norm(name: str) -> str:
+        return "".join(ch for ch in str(name).lower() if ch not in " -_")
+
+    out = []
+    for k, (cid, name) in enumerate(zip(category_ids, class_names)):
+        if cid in gt.cats and norm(gt.cats[cid]["name"]) != norm(name):
+            out.append((k, str(name), str(gt.cats[cid]["name"])))
+    return out
+
+
 def to_coco_results(
     detections: Mapping[int, np.ndarray], category_ids: Sequence[int]
 ) -> list[dict]:
