@@ -10,6 +10,7 @@ parameters the caller explicitly drops when fine-tuning to another class count).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import os
 import tempfile
@@ -211,6 +212,14 @@ def compare(
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _np_dtypes() -> dict:
+    import mindspore as ms
+
+    return {ms.float32: np.float32, ms.float16: np.float16, ms.float64: np.float64,
+            ms.int32: np.int32, ms.int64: np.int64, ms.uint8: np.uint8, ms.bool_: np.bool_}
+
+
 def load_strict(net, params: Mapping[str, np.ndarray], *, drop: Iterable[str] = ()) -> LoadReport:
     """Assign ``params`` to ``net`` only if every name and shape fits; return the report.
 
@@ -233,7 +242,7 @@ def load_strict(net, params: Mapping[str, np.ndarray], *, drop: Iterable[str] = 
     for name in report.loaded:
         target = net_params[name]
         value = np.asarray(params[name])
-        want = ms.dtype_to_nptype(target.dtype)
+        want = _np_dtypes().get(target.dtype) or target.asnumpy().dtype
         if value.dtype != want:
             value = value.astype(want)
         to_load[name] = Parameter(Tensor(value), name=name)
