@@ -36,8 +36,8 @@ class EvalReport:
 
     release: str  # name@version
     card_path: Path | None
-    weights: str  # checkpoint path, or the card's asset link when loaded through the cache
-    weights_sha256: str
+    weights: str  # checkpoint path (given, or the verified file in the cache)
+    weights_sha256: str | None  # None when saved detections were re-scored
     data: Path
     split: str
     annotations: Path
@@ -110,18 +110,26 @@ def evaluate(
     batch_size: int | None = None,
     progress: bool | None = None,
     mode: str = "graph",
+    detections: str | os.PathLike | None = None,
 ) -> EvalReport:
     """Evaluate card ``name`` (or ``name@version``) on the dataset in ``data``.
 
     The card's ``eval-protocol`` supplies image size, thresholds, max detections, the metric and
     the tolerance; ``split`` and ``batch_size`` override the split and batch (the batch does not
-    change the numbers).  Returns the report; whether the claim holds is ``report.holds``.
+    change the numbers).  ``detections`` re-scores a saved detections JSON (from an earlier
+    run's report directory) without loading a network or running inference.  Returns the
+    report; whether the claim holds is ``report.holds``.
     """
     from yolomodels.errors import YoloModelsError
-    from yolomodels.eval.coco import open_split
+    from yolomodels.eval.coco import evaluate_results, load_results, open_split
     from yolomodels.eval.report import check_claim, write_report
     from yolomodels.eval.runner import InferenceSettings, evaluate_network
 
+    if detections is not None and (weights is not None or update_card):
+        raise InputDataError(
+            "detections= re-scores saved detections, which do not say which weights made them; "
+            "it cannot be combined with weights= (--weights) or update_card (--update-card)"
+        )
     release = resolve(name, cards_dirs=cards_dirs)
     card = release.card
     if update_card:
@@ -147,24 +155,35 @@ def evaluate(
     except YoloModelsError as exc:
         raise InputDataError(str(exc)) from exc
 
-    net, weights_label, sha = _network(
-        release, weights, cards_dirs=cards_dirs, mode=mode, progress=progress
-    )
-    from hub.transfer import show_progress
-
-    try:
-        run = evaluate_network(
-            net,
-            split_data,
-            settings=inference,
-            detections_path=out_dir / "detections.json",
-            progress=show_progress(settings, progress),
+    if detections is not None:
+        det_path = Path(detections)
+        try:
+            result = evaluate_results(
+                split_data.gt, load_results(det_path), image_ids=split_data.image_ids
+            )
+        except YoloModelsError as exc:
+            raise InputDataError(f"{exc}; pass the detections.json of a run on this split") from exc
+        weights_label, sha, seconds = f"saved detections {det_path.resolve()}", None, 0.0
+    else:
+        net, weights_label, sha = _network(
+            release, weights, cards_dirs=cards_dirs, mode=mode, progress=progress
         )
-    except YoloModelsError as exc:
-        raise InputDataError(str(exc)) from exc
+        from hub.transfer import show_progress
+
+        try:
+            run = evaluate_network(
+                net,
+                split_data,
+                settings=inference,
+                detections_path=out_dir / "detections.json",
+                progress=show_progress(settings, progress),
+            )
+        except YoloModelsError as exc:
+            raise InputDataError(str(exc)) from exc
+        result, det_path, seconds = run.result, run.detections_path, run.inference.seconds
 
     claim = check_claim(
-        run.result.metrics,
+        result.metrics,
         protocol.metric,
         claimed=release.asset.claimed,
         tolerance=protocol.tolerance,
@@ -179,12 +198,12 @@ def evaluate(
         "split": protocol.split,
         "annotations": str(split_data.annotations),
         "protocol": _protocol_dict(protocol),
-        "inference_seconds": round(run.inference.seconds, 3),
+        "inference_seconds": round(seconds, 3),
         "date": date,
         "yolohub_version": __version__,
     }
     files = write_report(
-        run.result,
+        result,
         out_dir,
         title=f"{release.id} on {Path(data).name}/{protocol.split}",
         context=context,
@@ -199,17 +218,17 @@ def evaluate(
         split=protocol.split,
         annotations=split_data.annotations,
         protocol=protocol,
-        metrics=run.result.metrics,
+        metrics=result.metrics,
         claim=claim,
-        per_class=tuple(run.result.per_class_ap()),
-        num_images=run.result.num_images,
-        num_detections=run.result.num_detections,
-        inference_seconds=run.inference.seconds,
+        per_class=tuple(result.per_class_ap()),
+        num_images=result.num_images,
+        num_detections=result.num_detections,
+        inference_seconds=seconds,
         out_dir=out_dir,
         report_json=files.json,
         report_markdown=files.markdown,
         plot=files.plot,
-        detections=run.detections_path,
+        detections=det_path,
         date=date,
         yolohub_version=__version__,
     )

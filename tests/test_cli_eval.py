@@ -160,6 +160,18 @@ def test_claim_reproduced_exits_zero_with_reports(world, capsys, tmp_path):
 
     again = evaluate_file(report["annotations"], files["detections"])
     assert again.metrics.percent("AP") == pytest.approx(report["claim"]["measured"], abs=1e-9)
+    # ... and through the CLI, which checks the claim again without loading a network
+    code, out, err = _run(
+        capsys, "tiny_shapes", "--data", world["data"], "--detections", files["detections"],
+        "--cards", world["cards"], "--out", tmp_path / "rescored", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    rescored = json.loads(out)
+    assert rescored["metrics"] == report["metrics"] and rescored["inference_seconds"] == 0
+    assert rescored["weights_sha256"] is None and rescored["claim"]["verdict"] == "reproduced"
+    code, _, err = _run(capsys, "tiny_shapes", "--data", world["data"], "--detections",
+                        files["detections"], "--weights", world["ckpt"], "--cards", world["cards"])  # fmt: skip
+    assert code == InputDataError.exit_code and "cannot be combined" in err
 
 
 @needs_loader

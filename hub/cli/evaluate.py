@@ -22,6 +22,12 @@ def register(sub) -> None:
     p.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset directory")
     p.add_argument("--weights", type=Path, metavar="CKPT", help="evaluate this checkpoint instead")
     p.add_argument("--out", type=Path, metavar="DIR", help="report directory")
+    p.add_argument(
+        "--detections",
+        type=Path,
+        metavar="JSON",
+        help="re-score a saved detections.json instead of running the network",
+    )
     p.add_argument("--split", metavar="NAME", help="dataset split (default: the card's)")
     p.add_argument("--batch-size", type=int, metavar="N", help="images per forward pass")
     p.add_argument(
@@ -51,6 +57,7 @@ def _eval(args: argparse.Namespace) -> int:
         split=args.split,
         batch_size=args.batch_size,
         mode=args.mode,
+        detections=args.detections,
     )
     if args.json:
         print_json(report.to_dict())
