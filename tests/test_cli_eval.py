@@ -7,7 +7,6 @@ cards below claim that number (holds), or that number + 5 points (does not hold)
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -85,11 +84,6 @@ Test card.
 """
 
 
-needs_loader = pytest.mark.skipif(
-    importlib.util.find_spec("hub.loader") is None, reason="hub.loader has not landed yet"
-)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """Dataset, checkpoint, its directly measured AP, and a directory with its card."""
@@ -133,7 +127,6 @@ def _run(capsys, *argv):
     return code, out, err
 
 
-@needs_loader
 def test_claim_reproduced_exits_zero_with_reports(world, capsys, tmp_path):
     out_dir = tmp_path / "report"
     code, out, err = _run(
@@ -174,7 +167,6 @@ def test_claim_reproduced_exits_zero_with_reports(world, capsys, tmp_path):
     assert code == InputDataError.exit_code and "cannot be combined" in err
 
 
-@needs_loader
 def test_claim_not_reproduced_exits_with_its_code(world, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("YOLOHUB_PROGRESS", "1")
     code, out, err = _run(
@@ -192,7 +184,6 @@ def test_claim_not_reproduced_exits_with_its_code(world, capsys, tmp_path, monke
     assert saved["claim"]["claimed"] == pytest.approx(world["measured"] + 5, abs=1e-9)
 
 
-@needs_loader
 def test_update_card_records_the_result_in_a_user_card(world, tmp_path):
     import hub
 
@@ -224,7 +215,6 @@ def test_update_card_refuses_builtin_cards_before_inference(world, capsys):
     assert "built into yolohub" in err and "--cards DIR" in err and out == ""
 
 
-@needs_loader
 def test_bad_inputs_give_one_line_errors(world, capsys, tmp_path):
     common = ("--cards", world["cards"], "--mode", "pynative")
     code, _, err = _run(capsys, "tiny_shapes", "--data", tmp_path / "nowhere", *common)
@@ -256,7 +246,6 @@ def test_hub_evaluate_stays_callable_after_its_module_is_imported():
         hub.evaluate("no_such_model", data=".")
 
 
-@needs_loader
 def test_card_weights_load_through_the_cache_in_graph_mode(world, tmp_path, yolohub_env):
     """No --weights: hub.load fetches the card's file:// asset, verifies it, compiles a graph."""
     import hub
