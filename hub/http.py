@@ -228,23 +228,34 @@ class Response:
     headers: dict
     _resp: object
 
-    def iter_bytes(self, chunk_size: int):
-        """Body chunks; connection problems surface as :class:`TransientError`."""
+    def readinto(self, buffer: memoryview) -> int:
+        """Fill ``buffer`` with the next body bytes; 0 at the end of the body.
+
+        Reads straight from the ``http.client`` response into the caller's buffer (no
+        intermediate ``bytes`` copies, which cost as much as the hashing on a fast link); falls
+        back to urllib3's ``read`` when that object is not available.  Connection problems and
+        bodies cut short surface as :class:`TransientError`.
+        """
+        import http.client
+
         import requests
         import urllib3
 
         raw = self._resp.raw
+        fp = getattr(raw, "_fp", None)
         try:
-            while True:
-                chunk = raw.read(chunk_size, decode_content=False)
-                if not chunk:
-                    return
-                yield chunk
+            if fp is not None and hasattr(fp, "readinto") and not getattr(fp, "closed", True):
+                return fp.readinto(buffer)
+            if fp is not None and getattr(fp, "closed", False):
+                return 0
+            chunk = raw.read(len(buffer), decode_content=False)
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
         except (
             requests.exceptions.RequestException,
             urllib3.exceptions.HTTPError,
-            ConnectionError,
-            TimeoutError,
+            http.client.HTTPException,
+            OSError,
         ) as exc:
             raise TransientError(f"connection broken mid-body ({_short(exc)})") from None
 
