@@ -129,14 +129,14 @@ class YOLOv3Loss(nn.Cell):
             pwh = ops.pow(ops.sigmoid(ps[:, 2:4]) * 2.0, 2.0) * anc
             iou = box_iou_xywh(pxy, pwh, txy, twh, kind="ciou")
             n_match = mask.sum()
-            lbox += ((1.0 - iou) * mask).sum() / ops.maximum(n_match, 1.0)
+            lbox = lbox + ((1.0 - iou) * mask).sum() / ops.maximum(n_match, 1.0)
             score = ops.clamp(ops.stop_gradient(iou), min=0.0)
             tobj_val = ((1.0 - self.gr) + self.gr * score) * mask
             tobj = ops.tensor_scatter_update(
                 ops.zeros((bs * self.na * h * w,), ms.float32), ops.expand_dims(lin, 1), tobj_val
             )
             obj_loss = self._bce(p[..., 4].reshape(-1), tobj, self.obj_pw).mean()
-            lobj += obj_loss * self.balance[i]
+            lobj = lobj + obj_loss * self.balance[i]
             if self.nc > 1:
                 onehot = ops.one_hot(
                     ops.clamp(tcls, min=0.0).astype(ms.int32),
@@ -145,7 +145,7 @@ class YOLOv3Loss(nn.Cell):
                     Tensor(self.cn, ms.float32),
                 )
                 cls_loss = self._bce(ps[:, 5:], onehot, self.cls_pw)
-                lcls += (cls_loss * ops.expand_dims(mask, 1)).sum() / ops.maximum(
+                lcls = lcls + (cls_loss * ops.expand_dims(mask, 1)).sum() / ops.maximum(
                     n_match * self.nc, 1.0
                 )
         lbox = lbox * self.hyp_box

@@ -101,14 +101,14 @@ class YOLOv4Loss(nn.Cell):
                 ops.zeros((bs * h * w * self.na,), ms.float32), idx, ops.ones_like(mask)
             )
             bce = bce_with_logits(raw[..., 4].reshape(-1), y_obj)
-            lobj += (y_obj * bce + (1.0 - y_obj) * bce * ignore).sum()
+            lobj = lobj + (y_obj * bce + (1.0 - y_obj) * bce * ignore).sum()
             exy = ops.gather(pxy.reshape(-1, 2), lin, 0)
             ewh = ops.gather(pwh.reshape(-1, 2), lin, 0)
             txy = (ones.reshape(self.na, nt, 1) * t[:, 2:4]).reshape(-1, 2)
             twh = (ones.reshape(self.na, nt, 1) * t[:, 4:6]).reshape(-1, 2)
             giou = box_iou_xywh(exy, ewh, txy, twh, kind="giou")
             scale = (ones * box_scale).reshape(-1)
-            lbox += ((1.0 - giou) * scale * mask).sum()
+            lbox = lbox + ((1.0 - giou) * scale * mask).sum()
             logits = ops.gather(raw.reshape(-1, no), lin, 0)[:, 5:]
             tcls = (ones * t[:, 1]).reshape(-1)
             onehot = ops.one_hot(
@@ -117,7 +117,7 @@ class YOLOv4Loss(nn.Cell):
                 Tensor(self.cp, ms.float32),
                 Tensor(self.cn, ms.float32),
             )
-            lcls += (bce_with_logits(logits, onehot) * ops.expand_dims(mask, 1)).sum()
+            lcls = lcls + (bce_with_logits(logits, onehot) * ops.expand_dims(mask, 1)).sum()
         lbox = lbox * self.hyp_box
         lobj = lobj * self.hyp_obj
         lcls = lcls * self.hyp_cls
