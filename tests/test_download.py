@@ -475,3 +475,53 @@ def test_settings_values_are_validated(monkeypatch):
     monkeypatch.setenv("YOLOHUB_READ_TIMEOUT", "soon")
     with pytest.raises(InputDataError, match="YOLOHUB_READ_TIMEOUT"):
         get_settings()
+
+
+def test_retry_budget_resets_whenever_bytes_arrive(http_server, big_file, monkeypatch):
+    src, sha, size = big_file
+    url = serve_copy(http_server, src, "w.ckpt")
+    monkeypatch.setenv("YOLOHUB_RETRIES", "1")
+    for _ in range(4):  # four drops, each after progress: more failures than the budget of 1
+        http_server.drop_after(2 * MiB)
+    r = fetch_file([url], sha256=sha, size=size)
+    assert sha_of(r.path) == sha and len(http_server.gets()) == 5
+
+
+def test_disk_write_failure_is_a_cache_error_and_the_partial_stays_resumable(
+    http_server, big_file, yolohub_env
+):
+    src, sha, size = big_file
+    url = serve_copy(http_server, src, "w.ckpt")
+    # a child whose files may not grow past 8 MiB: its writes fail like a full disk
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        from hub.errors import CacheError
+        from hub.transfer import fetch_file
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({8 * MiB}, {8 * MiB}))
+        try:
+            fetch_file([{url!r}], sha256={sha!r}, size={size})
+        except CacheError as exc:
+            print("CacheError", exc)
+            sys.exit(0)
+        sys.exit(1)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "cannot write" in out.stdout and "free space" in out.stdout
+    left = CacheLayout(yolohub_env).partial_path(sha, "ckpt").stat().st_size
+    assert 0 < left <= 8 * MiB
+    r = fetch_file([url], sha256=sha, size=size)  # resumes; the hash still matches
+    assert sha_of(r.path) == sha and r.resumed_from == left
+
+
+@pytest.mark.parametrize("env, tty, shown", [("0", True, False), ("1", False, True),
+                                             ("auto", False, False), ("auto", True, True)])
+def test_progress_bars_follow_yolohub_progress_and_the_tty(monkeypatch, env, tty, shown):
+    from hub.transfer import show_progress
+
+    monkeypatch.setenv("YOLOHUB_PROGRESS", env)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    assert show_progress(get_settings(), None) is shown
+    assert show_progress(get_settings(), False) is False
