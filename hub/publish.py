@@ -379,8 +379,24 @@ def _front_matter(*, name, version, arch, args, names, protocol, sha, size, url,
         }
     )
     if recipe:
-        fm["recipe"] = dict(recipe)
-    return fm
+        fm["recipe"] = _plain(dict(recipe))
+    return _plain(fm)
+
+
+def _plain(obj):
+    """``obj`` as YAML-safe plain data: tuples become lists, numpy scalars numbers, paths text."""
+    import json
+
+    def default(o):
+        if hasattr(o, "item"):  # numpy scalar
+            return o.item()
+        if hasattr(o, "tolist"):  # numpy array
+            return o.tolist()
+        if isinstance(o, (set, frozenset)):
+            return sorted(o)
+        return str(o)
+
+    return json.loads(json.dumps(obj, default=default))
 
 
 def _body(name, version, arch, args, sha, size, source_name) -> str:
