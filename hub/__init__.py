@@ -26,7 +26,7 @@ _API = {
     "load_weights": "hub.loader",
     "publish": "hub.publish",
     "rehash": "hub.fetch",
-    "predict": "hub.predict",
+    "predict": "hub.prediction",
     "evaluate": "hub.evaluate",
     "train": "hub.training",
 }

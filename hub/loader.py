@@ -212,19 +212,27 @@ def load(
     cards_dirs: Sequence = (),
     progress: bool | None = None,
     arch_args: Mapping[str, Any] | None = None,
+    weights: str | Path | None = None,
 ):
     """The network of card ``spec`` (``name`` or ``name@version``) with its verified weights.
 
     Returns a MindSpore cell in eval mode; ``net(x)`` gives decoded boxes ``(B, N, 5 + nc)`` in
     input pixels.  ``num_classes`` different from the card's keeps every weight except the
-    card's head parameters (fine-tuning).  ``net.load_report`` says what was loaded and dropped.
+    card's head parameters (fine-tuning).  ``weights`` loads a local checkpoint (strictly)
+    instead of the card's asset.  ``net.load_report`` says what was loaded and dropped.
     """
     mode = _check_mode(mode)
     release = _release(spec, cards_dirs)
     binding = bind(release.card, num_classes=num_classes, arch_args=arch_args)
+    if weights is not None and not Path(weights).is_file():
+        raise InputDataError(f"weights file {weights} does not exist; pass a .ckpt file")
     net = _build(binding)
     report = None
-    if pretrained:
+    if weights is not None:
+        path = Path(weights)
+        report = _load_into(net, _read(path, release, local=True), binding, path=path,
+                            release=release)
+    elif pretrained:
         path = _fetch(release, offline=offline, progress=progress)
         params = _read(path, release)
         report = _load_into(net, params, binding, path=path, release=release)
@@ -254,17 +262,20 @@ def _fetch(release: Release, *, offline: bool | None, progress: bool | None) -> 
     return Path(fetch_release(release, offline=offline, progress=progress).path)
 
 
-def _read(path: Path, release: Release) -> dict:
+def _read(path: Path, release: Release, *, local: bool = False) -> dict:
     from yolomodels.checkpoint import read_checkpoint
     from yolomodels.errors import CheckpointReadError
 
     try:
         return read_checkpoint(path)
     except CheckpointReadError as exc:
-        raise CheckpointError(
-            f"{release.id}: {exc}. The file matched the card's sha256, so the published file "
-            "itself is not a checkpoint; tell the card's author"
-        ) from None
+        hint = (
+            "pass a checkpoint saved from this card's network"
+            if local
+            else "the file matched the card's sha256, so the published file itself is not a "
+            "checkpoint; tell the card's author"
+        )
+        raise CheckpointError(f"{release.id}: {exc}. {hint}") from None
 
 
 def _load_into(net, params: dict, binding: Binding, *, path: Path, release: Release):

@@ -1,0 +1,307 @@
+"""Detect objects in image files with a hub model: letterbox, network, NMS, boxes back, drawing.
+
+(Named ``prediction`` rather than ``predict``: importing a submodule called ``predict`` would
+rebind ``hub.predict`` from the public function to the module.)
+
+The pipeline is the evaluation one (``yolomodels.postprocess``), so what ``predict`` shows is what
+``evaluate`` scores; only the default confidence threshold differs (a picture with the 300
+lowest-confidence boxes of an mAP run is useless, so predict keeps scores >= 0.25 unless told).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hub.errors import InputDataError
+
+__all__ = ["DEFAULT_CONF", "Detection", "ImageDetections", "expand_images", "predict"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONF = 0.25
+DEFAULT_IOU = 0.65
+DEFAULT_MAX_DET = 300
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One box in original-image pixels."""
+
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2
+    score: float
+    class_id: int
+    class_name: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": [round(v, 2) for v in self.box],
+            "score": round(self.score, 5),
+            "class_id": self.class_id,
+            "class": self.class_name,
+        }
+
+
+@dataclass(frozen=True)
+class ImageDetections:
+    """Everything found in one image, and where its annotated copy was written."""
+
+    image: Path | None
+    width: int
+    height: int
+    detections: tuple[Detection, ...] = field(default_factory=tuple)
+    annotated: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "image": str(self.image) if self.image else None,
+            "width": self.width,
+            "height": self.height,
+            "annotated": str(self.annotated) if self.annotated else None,
+            "detections": [d.to_dict() for d in self.detections],
+        }
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def expand_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Image files named by ``inputs``; a directory contributes its image files, sorted.
+
+    Raises :class:`InputDataError` naming every input that does not exist or holds no image.
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(
+                c for c in p.iterdir() if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                problems.append(
+                    f"{p} is a directory without image files ({', '.join(IMAGE_SUFFIXES)})"
+                )
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            problems.append(f"{p} does not exist")
+    if problems:
+        raise InputDataError("cannot predict: " + "; ".join(problems))
+    if not files:
+        raise InputDataError("no images given; pass image files or directories of images")
+    return files
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as an (H, W, 3) uint8 RGB array (EXIF orientation applied)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            return np.asarray(im.convert("RGB"))
+    except UnidentifiedImageError:
+        raise InputDataError(
+            f"{path} is not an image Pillow can read (found {path.stat().st_size} bytes of an "
+            "unknown format); pass JPEG, PNG, BMP, WebP, TIFF or GIF files"
+        ) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputDataError(
+            f"{path} cannot be decoded as an image ({exc}); the file is probably truncated or "
+            "corrupt"
+        ) from None
+
+
+def probe_image(path: Path) -> None:
+    """Raise :class:`InputDataError` unless ``path`` starts like an image Pillow can decode."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            pass
+    except UnidentifiedImageError:
+        raise InputDataError(
+            f"{path} is not an image Pillow can read (found {path.stat().st_size} bytes of an "
+            "unknown format); pass JPEG, PNG, BMP, WebP, TIFF or GIF files"
+        ) from None
+    except OSError as exc:
+        raise InputDataError(f"{path} cannot be opened as an image: {exc}") from None
+
+
+# --- drawing --------------------------------------------------------------------------------------
+
+
+def _color(class_id: int) -> tuple[int, int, int]:
+    # well-spread hues: golden-ratio steps around the colour wheel
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((class_id * 0.618033988749895) % 1.0, 0.85, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def draw_detections(image: np.ndarray, detections: Sequence[Detection]):
+    """A Pillow image of ``image`` with each box, class name and score drawn on it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    canvas = Image.fromarray(image)
+    draw = ImageDraw.Draw(canvas)
+    try:  # a scalable font sized to the image (Pillow >= 10.1), else the small bitmap one
+        font = ImageFont.load_default(size=max(11, round(max(canvas.size) / 45)))
+    except TypeError:
+        font = ImageFont.load_default()
+    width = max(2, round(max(canvas.size) / 300))
+    for det in sorted(detections, key=lambda d: d.score):  # best drawn last, on top
+        color = _color(det.class_id)
+        x1, y1, x2, y2 = det.box
+        draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
+        label = f"{det.class_name} {det.score:.2f}"
+        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+        tw, th = right - left + 4, bottom - top + 4
+        ty = y1 - th if y1 - th >= 0 else y1
+        draw.rectangle((x1, ty, x1 + tw, ty + th), fill=color)
+        draw.text((x1 + 2, ty + 2 - top), label, fill=(0, 0, 0), font=font)
+    return canvas
+
+
+def _out_path(out: Path, source: Path | None, index: int, used: set[Path]) -> Path:
+    stem = source.stem if source else f"image-{index}"
+    suffix = ".jpg" if source and source.suffix.lower() in (".jpg", ".jpeg") else ".png"
+    path = out / f"{stem}{suffix}"
+    n = 1
+    while path in used:
+        path = out / f"{stem}-{n}{suffix}"
+        n += 1
+    used.add(path)
+    return path
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+
+def predict(
+    spec_or_net,
+    images: Sequence[str | os.PathLike | np.ndarray] | str | os.PathLike,
+    *,
+    out: str | os.PathLike | None = None,
+    conf: float | None = None,
+    iou: float | None = None,
+    max_det: int | None = None,
+    img_size: int | None = None,
+    cards_dirs: Sequence = (),
+    weights: str | os.PathLike | None = None,
+    mode: str = "graph",
+    offline: bool | None = None,
+    progress: bool | None = None,
+) -> list[ImageDetections]:
+    """Detections for each image (file, directory of files, or RGB uint8 array).
+
+    ``spec_or_net`` is a card name (loaded with :func:`hub.load`, or with the local ``weights``)
+    or a network from :func:`hub.load`.  With ``out``, an annotated copy of every image is
+    written there (JPEG for JPEG inputs, PNG otherwise).  ``iou`` and ``max_det`` default to
+    the card's evaluation protocol, ``conf`` to 0.25.
+    """
+    from yolomodels.postprocess import nms, preprocess, scale_boxes_back
+
+    if isinstance(images, (str, os.PathLike, np.ndarray)):
+        images = [images]
+    arrays = [im for im in images if isinstance(im, np.ndarray)]
+    named = [im for im in images if not isinstance(im, np.ndarray)]
+    paths = expand_images(named) if named or not arrays else []
+    for path in paths:  # fail on an unreadable file before spending time on the network
+        probe_image(path)
+    conf = DEFAULT_CONF if conf is None else float(conf)
+    for name, v in (("conf", conf), ("iou", iou)):
+        if v is not None and not 0 <= v <= 1:
+            raise InputDataError(f"{name} must lie in [0, 1], got {v}")
+
+    net, protocol = _network(spec_or_net, cards_dirs=cards_dirs, weights=weights, mode=mode,
+                             offline=offline, progress=progress)
+    iou = float(iou if iou is not None else getattr(protocol, "iou_threshold", DEFAULT_IOU))
+    max_det = int(max_det or getattr(protocol, "max_detections", DEFAULT_MAX_DET))
+    size = int(img_size or getattr(net, "img_size", 0) or getattr(protocol, "img_size", 640))
+    names = getattr(net, "class_names", None)
+
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    used: set[Path] = set()
+    results = []
+    sources: list[tuple[Path | None, np.ndarray | None]] = [(p, None) for p in paths] + [
+        (None, a) for a in arrays
+    ]
+    from mindspore import Tensor
+
+    for index, (path, array) in enumerate(sources):
+        image = read_image(path) if path is not None else _check_array(array, index)
+        x, meta = preprocess(image, size)
+        pred = net(Tensor(x[None])).asnumpy()[0]
+        det = nms(pred, conf=conf, iou=iou, multi_label=False, max_det=max_det)
+        boxes = scale_boxes_back(det[:, :4], meta)
+        detections = tuple(
+            Detection(
+                box=tuple(float(v) for v in box),
+                score=float(d[4]),
+                class_id=int(d[5]),
+                class_name=_class_name(names, int(d[5])),
+            )
+            for box, d in zip(boxes, det)
+        )
+        annotated = None
+        if out_dir is not None:
+            annotated = _out_path(out_dir, path, index, used)
+            draw_detections(image, detections).save(annotated)
+        h, w = image.shape[:2]
+        results.append(ImageDetections(path, w, h, detections, annotated))
+        log.debug("%s: %d detections", path or f"array {index}", len(detections))
+    return results
+
+
+def _class_name(names, i: int) -> str:
+    return names[i] if names and 0 <= i < len(names) else f"class{i}"
+
+
+def _check_array(array: np.ndarray, index: int) -> np.ndarray:
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise InputDataError(
+            f"image array {index} has dtype {array.dtype} and shape {array.shape}; expected an "
+            "(H, W, 3) uint8 RGB array"
+        )
+    return array
+
+
+def _network(spec_or_net, *, cards_dirs, weights, mode, offline, progress):
+    """(network in eval mode, the card's eval protocol or None)."""
+    if isinstance(spec_or_net, str):
+        from hub.loader import _release, load
+
+        release = _release(spec_or_net, cards_dirs)
+        net = load(release, weights=weights, mode=mode, offline=offline, progress=progress)
+        return net, release.card.eval_protocol
+    if weights is not None:
+        raise InputDataError("weights= applies to a card name, not to an already built network")
+    net = spec_or_net
+    if not callable(net):
+        raise InputDataError(
+            f"predict expects a card name or a network from hub.load, got {type(net).__name__}"
+        )
+    net.set_train(False)
+    protocol = None
+    release_id = getattr(net, "release_id", None)
+    if release_id:
+        from hub.errors import HubError
+        from hub.registry import resolve
+
+        try:
+            protocol = resolve(release_id, cards_dirs=cards_dirs).card.eval_protocol
+        except HubError:  # the card is not visible from here: thresholds use the defaults
+            protocol = None
+    return net, protocol
