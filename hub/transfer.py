@@ -508,6 +508,10 @@ class _Job:
         ):
             log.info("%s: resuming at byte %d of %s", self.label, n, state.get("total") or "?")
             return n, hash_file(self.partial), state["validator"], state.get("total")
+        if n > 0 and state.get("validator") and state.get("url") not in (None, url):
+            # bytes from another link: keep them in case this one fails before sending anything;
+            # the partial is overwritten only when this link delivers its first byte
+            return 0, hashlib.sha256(), None, None
         self._discard_partial()
         return 0, hashlib.sha256(), None, None
 

@@ -525,3 +525,19 @@ def test_progress_bars_follow_yolohub_progress_and_the_tty(monkeypatch, env, tty
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
     assert show_progress(get_settings(), None) is shown
     assert show_progress(get_settings(), False) is False
+
+
+def test_a_failing_first_link_does_not_throw_away_another_links_partial(http_server, big_file,
+                                                                         monkeypatch):
+    from httpserver import Fault
+
+    src, sha, size = big_file
+    links = [http_server.url_for("gone.ckpt"), serve_copy(http_server, src, "w.ckpt")]
+    monkeypatch.setenv("YOLOHUB_RETRIES", "0")
+    http_server.add(Fault("none"))  # GET 1: the 404 of gone.ckpt
+    http_server.drop_after(3 * MiB)  # GET 2: w.ckpt breaks after 3 MiB
+    with pytest.raises(DownloadError, match="could not download from any of 2 links"):
+        fetch_file(links, sha256=sha, size=size)
+    r = fetch_file(links, sha256=sha, size=size)
+    assert sha_of(r.path) == sha and r.resumed_from == 3 * MiB
+    assert http_server.gets()[-1].range == f"bytes={3 * MiB}-"
