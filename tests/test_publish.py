@@ -153,10 +153,10 @@ def test_recipe_and_arguments_from_python_objects_become_plain_card_data(tmp_pat
     r = hub.publish(blob, name="plain", arch=ARCH, registry=tmp_path / "reg",
                     store=tmp_path / "store", check_load=False,
                     arch_args={**ARGS, "num_classes": np.int64(3)}, class_names=tuple(NAMES),
-                    recipe={"lr": 0.01, "img_sizes": (128, 160), "data": tmp_path / "data",
-                            "epochs": np.int32(3)},
+                    recipe={"epochs": np.int32(3), "img-size": 128,
+                            "optimizer": {"lr": 0.01, "no-decay": ("bias", "bn")}},
                     claimed=np.float32(41.5))
     card = load_card(r.card_path)
-    assert card.recipe == {"lr": 0.01, "img_sizes": [128, 160], "data": str(tmp_path / "data"),
-                           "epochs": 3}
+    assert card.recipe == {"epochs": 3, "img-size": 128,
+                           "optimizer": {"lr": 0.01, "no-decay": ["bias", "bn"]}}
     assert card.architecture.args["num_classes"] == 3 and card.assets[0].claimed == 41.5
