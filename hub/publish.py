@@ -154,7 +154,7 @@ def publish(
         card_path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(card_path, text)
     card = load_card(card_path)
-    log.info("published %s@%s: %s -> %s (sha256 %s, %d bytes)", name, version, card_path, url,
+    log.debug("published %s@%s: %s -> %s (sha256 %s, %d bytes)", name, version, card_path, url,
              sha, size)
     return PublishResult(card_path, asset_path, sha, size, url, card, report, existing is not None)
 
@@ -272,7 +272,7 @@ def _check_base_url(base_url: str) -> None:
     from hub.http import check_url
 
     try:
-        check_url(base_url.rstrip("/") + "/x")
+        check_url(base_url.rstrip("/") + "/")
     except UnsafeURLError as exc:
         raise PublishError(f"--base-url {base_url!r} cannot be used: {exc}") from None
 
