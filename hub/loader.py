@@ -166,7 +166,7 @@ def _set_execution_mode(net, mode: str) -> str:
     base = type(net)
 
     def __call__(self, *args, **kwargs):
-        if self.training or kwargs or self.execution_mode != "graph":
+        if self.training or kwargs or getattr(self, "execution_mode", "graph") != "graph":
             return base.__call__(self, *args, **kwargs)
         try:
             return compiled(*args)

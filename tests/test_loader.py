@@ -183,3 +183,35 @@ def test_build_without_weights(tmp_path):
     net2 = hub.load("fresh", cards_dirs=[tmp_path / "cards"], pretrained=False, num_classes=2,
                     mode="pynative")
     assert net2.num_classes == 2
+
+
+def test_graph_compilation_failure_falls_back_to_pynative(caplog):
+    """A network MindSpore cannot compile still runs, eagerly, with one warning."""
+    from mindspore import nn
+
+    from hub.loader import _set_execution_mode
+
+    class GraphUnfriendly(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Dense(4, 2)
+
+        def construct(self, x):
+            with open(__file__) as f:  # a `with` statement does not compile to a graph
+                f.read(1)
+            return self.dense(x)
+
+    net = GraphUnfriendly()
+    net.set_train(False)
+    net.release_id = "unfriendly@1"
+    net.execution_mode = _set_execution_mode(net, "graph")
+    assert net.execution_mode == "graph" and isinstance(net, GraphUnfriendly)
+    x = Tensor(np.ones((2, 4), np.float32))
+    with caplog.at_level(logging.WARNING, logger="hub.loader"):
+        first = net(x).asnumpy()
+        second = net(x).asnumpy()
+    assert net.execution_mode == "pynative"
+    assert caplog.text.count("graph compilation failed") == 1
+    assert "unfriendly@1" in caplog.text
+    np.testing.assert_array_equal(first, second)
+    assert first.shape == (2, 2)
