@@ -91,7 +91,7 @@ class DemoResult:
     holds: bool
     first_loss: float
     last_loss: float
-    transferred: int
+    size: int  # bytes of the published checkpoint
     prediction_image: Path
     num_detections: int
     eval_report: Path
@@ -180,7 +180,7 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
                      num_classes=config.num_classes, seed=config.seed, split=TRAIN_SPLIT)
         make_dataset(data, num_images=config.val_images, img_size=config.img_size,
                      num_classes=config.num_classes, seed=config.seed + 1, split=VAL_SPLIT,
-                     first_id=config.train_images + 1)
+                     first_id=config.train_images + 1, image_format="png")
         s["result"] = (f"{config.train_images} train + {config.val_images} val images, "
                        f"{config.num_classes} classes, {config.img_size} px")
         s["path"] = data
@@ -229,8 +229,8 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
             net = hub.load(DEMO_NAME, cards_dirs=[registry], progress=progress)
             report = net.load_report
             fetched = hub.download(DEMO_NAME, cards_dirs=[registry])
-            s["result"] = (f"downloaded and verified, {len(report.loaded)} parameters loaded "
-                           "strictly")
+            s["result"] = (f"{published.size / 1e6:.1f} MB downloaded, sha256 verified, "
+                           f"{len(report.loaded)} parameters loaded strictly")
             s["path"] = fetched
 
         with steps.step("eval", "hub.evaluate: reproducing the published claim") as s:
@@ -262,7 +262,7 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
         holds=bool(evaluation.holds),
         first_loss=float(trained.first_loss),
         last_loss=float(trained.last_loss),
-        transferred=published.size,
+        size=published.size,
         prediction_image=Path(first.annotated),
         num_detections=len(first.detections),
         eval_report=evaluation.report_json,

@@ -1,0 +1,66 @@
+"""The end-to-end demo, in its quick (CI) setting, through the real CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hub.card import load_card
+from hub.cli import main
+from hub.demo import DemoConfig, run_demo
+from hub.errors import InputDataError
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_quick_demo_publishes_serves_loads_and_reproduces(tmp_path, capsys):
+    out = tmp_path / "demo"
+    home = Path(os.environ["YOLOHUB_HOME"])
+
+    assert main(["demo", "--quick", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+
+    assert [s["name"] for s in summary["steps"]] == [
+        "dataset", "train", "measure", "publish", "load", "eval", "predict"
+    ]
+    # the published card is a valid yolohub card for the scaled-down network it was trained as
+    card = load_card(Path(summary["card"]))
+    assert card.architecture.name == "yolov3_darknet53"
+    assert card.architecture.args["depth_multiple"] == DemoConfig.quick(out).depth_multiple
+    assert card.class_names is not None and len(card.class_names) == 3
+    # the weights came back through the HTTP server into the demo's own cache, bit for bit
+    asset = card.assets[0]
+    assert asset.links[0].startswith("http://127.0.0.1:")
+    assert asset.sha256 == summary["sha256"] == _sha256(Path(summary["checkpoint"]))
+    assert Path(summary["checkpoint"]).is_relative_to(out / "cache")
+    trained = out / "train" / "weights" / "last.ckpt"
+    assert _sha256(trained) == summary["sha256"]
+    assert not (home / "blobs").exists(), "the demo must not write into the user's cache"
+    # the claim written into the card is reproduced after download
+    assert asset.claimed == pytest.approx(summary["claimed"], abs=0.01)
+    assert summary["holds"] is True
+    assert abs(summary["reproduced"] - summary["claimed"]) <= card.eval_protocol.tolerance
+    report = json.loads(Path(summary["eval_report"]).read_text())
+    assert report["model"] == f"{card.name}@{card.version}"
+    # an annotated PNG of the validation image's size
+    pred = Path(summary["prediction"])
+    assert pred.suffix == ".png"
+    source = next((out / "data" / "images" / "val2017").glob(pred.name))
+    with Image.open(pred) as annotated, Image.open(source) as original:
+        assert annotated.format == "PNG"
+        assert annotated.size == original.size
+
+
+def test_demo_refuses_a_directory_that_is_not_its_own(tmp_path):
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    with pytest.raises(InputDataError, match="does not look like an earlier demo"):
+        run_demo(DemoConfig.quick(tmp_path), echo=lambda _line: None)
+    assert precious.read_text() == "keep me"
