@@ -30,7 +30,7 @@ def _settings(offline: bool | None) -> Settings:
     return get_settings().with_(offline=offline)
 
 
-def release_for(spec: str | Release, cards_dirs: Sequence = ()) -> Release:
+def release_for(spec: str | Release, *, cards_dirs: Sequence = ()) -> Release:
     """The release ``spec`` names (a Release passes through unchanged)."""
     from hub.card import Release
 
@@ -92,7 +92,7 @@ def download(
 
     A second call is answered from the cache after one ``stat`` (no network).
     """
-    release = release_for(spec, cards_dirs)
+    release = release_for(spec, cards_dirs=cards_dirs)
     return fetch_release(release, force=force, offline=offline, progress=progress).path
 
 
@@ -192,7 +192,7 @@ def verify(
     layout = _cache.CacheLayout.from_settings(get_settings())
     results: list[VerifyResult] = []
     for spec in specs:
-        results.append(_verify_release(release_for(spec, cards_dirs), layout, deep=deep))
+        results.append(_verify_release(release_for(spec, cards_dirs=cards_dirs), layout, deep=deep))
     if all or not specs:
         seen = {str(r.path) for r in results if r.path is not None}
         results.extend(
@@ -220,7 +220,7 @@ def rehash(
     """
     from hub.card import update_card
 
-    release = release_for(spec, cards_dirs)
+    release = release_for(spec, cards_dirs=cards_dirs)
     card, asset = release.card, release.asset
     if not is_weak(asset.sha256):
         log.info("%s already pins a full sha256; nothing to do", release.id)

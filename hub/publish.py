@@ -115,7 +115,7 @@ def publish(
                     f"{existing} already publishes {name}@{version}; choose another --version, "
                     "or pass --force (force=True) to replace it"
                 )
-            if len(existing_assets(existing)) > 1:
+            if len(_existing_assets(existing)) > 1:
                 raise PublishConflictError(
                     f"{existing} holds {name}@{version} together with other versions; --force "
                     "only replaces single-version cards, so edit that card by hand"
@@ -159,7 +159,7 @@ def publish(
     return PublishResult(card_path, asset_path, sha, size, url, card, report, existing is not None)
 
 
-def existing_assets(path: Path) -> tuple:
+def _existing_assets(path: Path) -> tuple:
     try:
         return load_card(path).assets
     except CardValidationError:

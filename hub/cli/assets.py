@@ -132,7 +132,7 @@ def _size(n: int | None) -> str:
 def cmd_download(args: argparse.Namespace) -> int:
     from hub.fetch import fetch_release, release_for
 
-    release = release_for(args.name, args.cards)
+    release = release_for(args.name, cards_dirs=args.cards)
     r = fetch_release(release, force=args.force, offline=args.offline)
     if args.json:
         print_json({
@@ -178,7 +178,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_rehash(args: argparse.Namespace) -> int:
     from hub.fetch import rehash, release_for
 
-    release = release_for(args.name, args.cards)
+    release = release_for(args.name, cards_dirs=args.cards)
     before = release.asset.sha256
     card = rehash(release, offline=args.offline)
     asset = next(a for a in card.assets if a.version == release.asset.version)
@@ -244,7 +244,7 @@ def cmd_cache_rm(args: argparse.Namespace) -> int:
     from hub.cache import remove_asset
     from hub.fetch import release_for
 
-    release = release_for(args.name, args.cards)
+    release = release_for(args.name, cards_dirs=args.cards)
     removal = remove_asset(release.asset, owner=release.id)
     _print_removal(removal, f"cache rm {release.id}", args.json)
     return 0
