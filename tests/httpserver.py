@@ -4,9 +4,10 @@ It is :mod:`hub.serve`'s static server (Range, If-Range, ETag, sendfile) plus a 
 each GET takes the next queued fault (``times`` says for how many GETs it stays), and every
 request is logged (method, path, Range, If-Range, status, body bytes sent).
 
-Use it from any test module::
+``tests/conftest.py`` loads this module as a pytest plugin, so its fixtures (``http_server``,
+``socket_guard``, ``big_file``) are available to every test module; import the helpers::
 
-    from httpserver import FaultServer, http_server, make_random_file  # noqa: F401
+    from httpserver import make_random_file
 
     def test_something(http_server):
         sha, size = make_random_file(http_server.root / "w.ckpt", 4 << 20)
