@@ -28,67 +28,67 @@ def _check(num_classes: int, img_size: int, depth_multiple: float, width_multipl
         raise ArchitectureArgumentError("; ".join(problems))
 
 
-@register_arch("yolov3_darknet53", head_params=V3_HEAD, defaults={"num_classes": 80, "img_size": 640})
-def yolov3_darknet53(
+def _register(
+    name: str,
+    detector: str,
     *,
-    num_classes: int = 80,
-    img_size: int = 640,
-    depth_multiple: float = 1.0,
-    width_multiple: float = 1.0,
+    head_params: tuple[str, ...],
+    img_size: int,
+    summary: str,
+    **fixed: str,
 ):
-    """YOLOv3 with a Darknet53 backbone, SiLU activations (MindYOLO ``yolov3.yaml``)."""
-    _check(num_classes, img_size, depth_multiple, width_multiple)
-    from yolomodels.detectors import YOLOv3
+    """Register a builder of ``yolomodels.detectors.<detector>`` under ``name``.
 
-    return YOLOv3(
-        num_classes=num_classes,
-        img_size=img_size,
-        depth_multiple=depth_multiple,
-        width_multiple=width_multiple,
+    Every builder takes the same keyword arguments (what cards put in ``architecture.args``);
+    ``fixed`` are detector arguments the architecture pins, such as its activations.
+    """
+
+    def builder(
+        *,
+        num_classes: int = 80,
+        img_size: int = img_size,
+        depth_multiple: float = 1.0,
+        width_multiple: float = 1.0,
+    ):
+        _check(num_classes, img_size, depth_multiple, width_multiple)
+        from yolomodels import detectors
+
+        return getattr(detectors, detector)(
+            num_classes=num_classes,
+            img_size=img_size,
+            depth_multiple=depth_multiple,
+            width_multiple=width_multiple,
+            **fixed,
+        )
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = summary
+    register_arch(name, head_params=head_params, defaults={"num_classes": 80, "img_size": img_size})(
+        builder
     )
+    return builder
 
 
-@register_arch(
-    "yolov4_cspdarknet53", head_params=V4_HEAD, defaults={"num_classes": 80, "img_size": 608}
+yolov3_darknet53 = _register(
+    "yolov3_darknet53",
+    "YOLOv3",
+    head_params=V3_HEAD,
+    img_size=640,
+    summary="YOLOv3 with a Darknet53 backbone, SiLU activations (MindYOLO ``yolov3.yaml``).",
 )
-def yolov4_cspdarknet53(
-    *,
-    num_classes: int = 80,
-    img_size: int = 608,
-    depth_multiple: float = 1.0,
-    width_multiple: float = 1.0,
-):
-    """YOLOv4 with CSPDarknet53 (Mish), SPP + PAN (LeakyReLU 0.1) (MindYOLO ``yolov4.yaml``)."""
-    _check(num_classes, img_size, depth_multiple, width_multiple)
-    from yolomodels.detectors import YOLOv4
-
-    return YOLOv4(
-        num_classes=num_classes,
-        img_size=img_size,
-        depth_multiple=depth_multiple,
-        width_multiple=width_multiple,
-    )
-
-
-@register_arch(
-    "yolov4_cspdarknet53_silu", head_params=V4_HEAD, defaults={"num_classes": 80, "img_size": 608}
+yolov4_cspdarknet53 = _register(
+    "yolov4_cspdarknet53",
+    "YOLOv4",
+    head_params=V4_HEAD,
+    img_size=608,
+    summary="YOLOv4 with CSPDarknet53 (Mish), SPP + PAN (LeakyReLU 0.1) (MindYOLO ``yolov4.yaml``).",
 )
-def yolov4_cspdarknet53_silu(
-    *,
-    num_classes: int = 80,
-    img_size: int = 608,
-    depth_multiple: float = 1.0,
-    width_multiple: float = 1.0,
-):
-    """YOLOv4 with SiLU everywhere (MindYOLO ``yolov4-silu.yaml``); same parameters as yolov4."""
-    _check(num_classes, img_size, depth_multiple, width_multiple)
-    from yolomodels.detectors import YOLOv4
-
-    return YOLOv4(
-        num_classes=num_classes,
-        img_size=img_size,
-        depth_multiple=depth_multiple,
-        width_multiple=width_multiple,
-        backbone_act="silu",
-        neck_act="silu",
-    )
+yolov4_cspdarknet53_silu = _register(
+    "yolov4_cspdarknet53_silu",
+    "YOLOv4",
+    head_params=V4_HEAD,
+    img_size=608,
+    summary="YOLOv4 with SiLU everywhere (MindYOLO ``yolov4-silu.yaml``); same parameters as yolov4.",
+    backbone_act="silu",
+    neck_act="silu",
+)
