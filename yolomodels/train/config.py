@@ -93,6 +93,7 @@ class TrainConfig:
     img_size: int = 640
     seed: int = 0
     workers: int = 2
+    keep_checkpoints: int = 3  # newest training-state files kept in out/state
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     ema: EmaConfig = field(default_factory=EmaConfig)
@@ -113,7 +114,13 @@ _CHOICES = {
     ("loss_scale", "mode"): ("none", "static", "dynamic"),
     ("loss", "name"): ("YOLOv3Loss", "YOLOv4Loss"),
 }
-_POSITIVE = {("epochs",), ("batch_size",), ("img_size",), ("optimizer", "lr")}
+_POSITIVE = {
+    ("epochs",),
+    ("batch_size",),
+    ("img_size",),
+    ("keep_checkpoints",),
+    ("optimizer", "lr"),
+}
 
 
 def _kebab(obj):
@@ -166,7 +173,9 @@ def _coerce(value, tp, path: str):
         raise _wrong(path, tp, value)
     if origin is tuple:
         if isinstance(value, Sequence) and not isinstance(value, str):
-            return tuple(_coerce(v, typing.get_args(tp)[0], f"{path}[{i}]") for i, v in enumerate(value))
+            return tuple(
+                _coerce(v, typing.get_args(tp)[0], f"{path}[{i}]") for i, v in enumerate(value)
+            )
         raise _wrong(path, tp, value)
     raise RecipeError(f"recipe.{path}: unsupported type {tp}")  # pragma: no cover
 
@@ -190,7 +199,9 @@ def _build(cls, mapping: Any, path: tuple[str, ...]):
     for raw_key, value in mapping.items():
         key = str(raw_key).replace("-", "_")
         if key not in known:
-            close = difflib.get_close_matches(key.replace("_", "-"), [k.replace("_", "-") for k in known], n=2)
+            close = difflib.get_close_matches(
+                key.replace("_", "-"), [k.replace("_", "-") for k in known], n=2
+            )
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise RecipeError(
                 f"{where}: unknown key {raw_key!r}{hint} (known: "
@@ -223,7 +234,11 @@ def config_from_mapping(recipe: Mapping[str, Any] | None) -> TrainConfig:
     """Check a kebab-case recipe mapping and turn it into a :class:`TrainConfig`."""
     cfg = _build(TrainConfig, recipe or {}, ())
     if cfg.loss.name == "YOLOv4Loss":
-        bad = [k for k in ("anchor_t", "fl_gamma", "cls_pw", "obj_pw") if getattr(cfg.loss, k) is not None]
+        bad = [
+            k
+            for k in ("anchor_t", "fl_gamma", "cls_pw", "obj_pw")
+            if getattr(cfg.loss, k) is not None
+        ]
     else:
         bad = [k for k in ("ignore_threshold", "iou_threshold") if getattr(cfg.loss, k) is not None]
     if bad:
@@ -234,7 +249,9 @@ def config_from_mapping(recipe: Mapping[str, Any] | None) -> TrainConfig:
     return cfg
 
 
-def apply_overrides(recipe: Mapping[str, Any] | None, overrides: Sequence[str] | Mapping[str, Any]) -> dict:
+def apply_overrides(
+    recipe: Mapping[str, Any] | None, overrides: Sequence[str] | Mapping[str, Any]
+) -> dict:
     """A deep copy of ``recipe`` with ``a.b=value`` overrides applied (values parsed as YAML)."""
     out = _deep_copy(recipe or {})
     items = overrides.items() if isinstance(overrides, Mapping) else [_split(o) for o in overrides]
@@ -262,7 +279,9 @@ def apply_overrides(recipe: Mapping[str, Any] | None, overrides: Sequence[str] |
 def _split(text: str) -> tuple[str, Any]:
     key, sep, raw = str(text).partition("=")
     if not sep or not key.strip():
-        raise RecipeError(f"override {text!r} is not of the form key=value (e.g. optimizer.lr=0.02)")
+        raise RecipeError(
+            f"override {text!r} is not of the form key=value (e.g. optimizer.lr=0.02)"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:

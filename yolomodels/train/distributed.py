@@ -1,7 +1,9 @@
 """Data-parallel setup under MindSpore's own launcher (``msrun``).
 
-``msrun`` starts each worker with ``MS_ROLE=MS_WORKER`` and ``MS_WORKER_NUM``; those are
-MindSpore's variables, not yolohub settings, so they are read here where the decision is made.
+``msrun`` starts each worker with ``MS_ROLE=MS_WORKER`` and ``MS_WORKER_NUM``, and runs the
+same command once more as the scheduler (``MS_ROLE=MS_SCHED``), whose ``init()`` serves the
+cluster instead of training.  Those are MindSpore's variables, not yolohub settings, so they are
+read here where the decision is made.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ _STATE: Parallel | None = None
 
 
 def launched_by_msrun() -> bool:
-    return os.environ.get("MS_ROLE") == "MS_WORKER" and int(os.environ.get("MS_WORKER_NUM", "1")) > 1
+    role = os.environ.get("MS_ROLE")
+    return role in ("MS_WORKER", "MS_SCHED") and int(os.environ.get("MS_WORKER_NUM", "1")) > 1
 
 
 def init_parallel() -> Parallel:
@@ -43,9 +46,7 @@ def init_parallel() -> Parallel:
     from mindspore.communication import get_group_size, get_rank, init
 
     init()
-    ms.set_auto_parallel_context(
-        parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True
-    )
+    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
     _STATE = Parallel(rank=get_rank(), world=get_group_size())
     return _STATE
 

@@ -74,22 +74,40 @@ def build_train_step(
     return step
 
 
-def broadcast_parameters(net_or_params, parallel: Parallel) -> None:
-    """Make every rank start from rank 0's values (one all-reduce of all parameters)."""
-    if not parallel.enabled:
-        return
+def _float_params(net_or_params) -> list:
     params = (
         list(net_or_params.get_parameters())
         if isinstance(net_or_params, nn.Cell)
         else list(net_or_params)
     )
-    floats = [p for p in params if p.dtype in (ms.float32, ms.float16)]
-    flat = np.concatenate([p.asnumpy().astype(np.float32).ravel() for p in floats])
-    if parallel.rank != 0:
+    return [p for p in params if p.dtype in (ms.float32, ms.float16)]
+
+
+def _all_reduce_into(params, parallel: Parallel, *, keep_rank0_only: bool) -> None:
+    """Sum ``params`` over ranks in one all-reduce (of one flat buffer) and write back."""
+    if not params:
+        return
+    flat = np.concatenate([p.asnumpy().astype(np.float32).ravel() for p in params])
+    if keep_rank0_only and parallel.rank != 0:
         flat = np.zeros_like(flat)
     summed = ops.AllReduce()(Tensor(flat)).asnumpy()
+    if not keep_rank0_only:
+        summed = summed / parallel.world
     offset = 0
-    for p in floats:
+    for p in params:
         n = int(np.prod(p.shape)) if p.shape else 1
         p.set_data(Tensor(summed[offset : offset + n].reshape(p.shape), p.dtype))
         offset += n
+
+
+def broadcast_parameters(net_or_params, parallel: Parallel) -> None:
+    """Make every rank start from rank 0's values (one all-reduce of all parameters)."""
+    if parallel.enabled:
+        _all_reduce_into(_float_params(net_or_params), parallel, keep_rank0_only=True)
+
+
+def average_parameters(params, parallel: Parallel) -> None:
+    """Replace ``params`` by their mean over ranks (BN running statistics: each rank sees its
+    own shard, so without this the ranks' statistics drift apart)."""
+    if parallel.enabled:
+        _all_reduce_into(_float_params(params), parallel, keep_rank0_only=False)

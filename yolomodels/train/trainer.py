@@ -93,7 +93,6 @@ class Trainer:
         out_dir: str | Path,
         parallel: Parallel | None = None,
         progress: bool = False,
-        keep_states: int = 3,
         log_fn: Callable[[str], None] | None = None,
     ):
         self.net = net
@@ -102,7 +101,6 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.parallel = parallel or Parallel()
         self.progress = progress
-        self.keep_states = int(keep_states)
         self.log_fn = log_fn or (lambda _msg: None)
         world = self.parallel.world
         self.loader = TrainLoader(
@@ -301,6 +299,7 @@ class Trainer:
                     )
                     summaries.append(summary)
                     meta = StateMeta(epoch=epoch + 1, step=step, loss_scale=scale, good_steps=good)
+                    self._sync_statistics()
                     if main:
                         self._checkpoint(meta)
                         log.write(json.dumps({"type": "epoch", **_rounded(summary)}) + "\n")
@@ -329,6 +328,17 @@ class Trainer:
             seconds=time.perf_counter() - t_run,
         )
 
+    def _sync_statistics(self) -> None:
+        """Average BN running statistics (and their EMA) over ranks, so every rank holds the
+        same state at each epoch end.  MindYOLO keeps per-rank statistics and saves rank 0's;
+        the average describes the whole dataset instead of one shard."""
+        if not self.parallel.enabled:
+            return
+        from yolomodels.train.step import average_parameters
+
+        stats = [p for p in self.state_params() if ".moving_" in p.name]
+        average_parameters(stats, self.parallel)
+
     def _update_scale(self, scale: float, good: int, finite: bool) -> tuple[float, int]:
         ls = self.config.loss_scale
         if ls.mode != "dynamic":
@@ -345,7 +355,7 @@ class Trainer:
         save_state(
             self.state_dir / f"epoch_{meta.epoch:03d}.ckpt", params=self.state_params(), meta=meta
         )
-        prune_states(self.state_dir, self.keep_states)
+        prune_states(self.state_dir, self.config.keep_checkpoints)
         save_weights(self.weights_path, self.net, self.ema)
 
     def save_rank_weights(self, path: str | Path) -> None:
