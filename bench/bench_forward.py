@@ -1,10 +1,11 @@
 """Forward latency of the full-size detectors, batch 1, eval mode: PyNative vs graph execution.
 
 "graph" is what ``hub.load`` returns by default: the network compiled with ``mindspore.jit``
-(once per input shape), the process context left in PyNative.  "context-graph" sets the whole
-process to ``GRAPH_MODE`` instead (measured in a fresh subprocess, since the context is global).
-PyNative and hub-graph calls alternate on the same network so that load from other processes on
-the shared cores hits both alike; the median of the timed calls is reported.
+(once per input shape), the process context left in PyNative.  "context graph" switches the
+whole process to ``GRAPH_MODE`` around the call instead.  The three variants (three networks
+with the same weights) are called in turn, round after round, so that load from other processes
+on the shared cores hits them alike; the median of the timed calls is reported.  Each
+(architecture, size) runs in a fresh subprocess.
 
 Run by hand: ``.venv/bin/python bench/bench_forward.py [--runs 3] [--sizes 320 640]``.
 Writes bench/results/forward.json and forward.md.
@@ -46,48 +47,49 @@ def measure_alternating(arch: str, size: int, runs: int) -> dict:
     release = resolve(arch)
     eager = build_for(release, arch_args={"img_size": size}, mode="pynative")
     graph = build_for(release, arch_args={"img_size": size}, mode="graph")
-    # same weights in both, so both compute the same thing
-    for p, q in zip(eager.get_parameters(), graph.get_parameters()):
+    whole = build_for(release, arch_args={"img_size": size}, mode="pynative")
+    # same weights everywhere, so all three compute the same thing
+    for p, q, r in zip(eager.get_parameters(), graph.get_parameters(), whole.get_parameters()):
         q.set_data(p.data)
+        r.set_data(p.data)
     x = Tensor(np.random.RandomState(0).rand(1, 3, size, size).astype(np.float32))
-    first_eager = _timed(lambda: eager(x).asnumpy())
-    first_graph = _timed(lambda: graph(x).asnumpy())  # includes compilation
+
+    def context_graph():
+        ms.set_context(mode=ms.GRAPH_MODE)
+        try:
+            return whole(x).asnumpy()
+        finally:
+            ms.set_context(mode=ms.PYNATIVE_MODE)
+
+    variants = {
+        "pynative": lambda: eager(x).asnumpy(),
+        "graph": lambda: graph(x).asnumpy(),
+        "context_graph": context_graph,
+    }
+    first = {k: _timed(f) for k, f in variants.items()}  # graph ones include compilation
     assert graph.execution_mode == "graph", "graph compilation fell back to PyNative"
-    diff = float(np.abs(eager(x).asnumpy() - graph(x).asnumpy()).max())
-    te, tg = [], []
+    ref = eager(x).asnumpy()
+    diff = max(float(np.abs(ref - f()).max()) for f in variants.values())
+    times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(runs):
-        te.append(_timed(lambda: eager(x).asnumpy()))
-        tg.append(_timed(lambda: graph(x).asnumpy()))
-    pyn, gr = statistics.median(te), statistics.median(tg)
+        for k, f in variants.items():
+            times[k].append(_timed(f))
+    med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "arch": arch,
         "size": size,
-        "pynative_s": round(pyn, 3),
-        "graph_s": round(gr, 3),
-        "speedup": round(pyn / gr, 2),
-        "graph_first_call_s": round(first_graph, 2),
-        "pynative_first_call_s": round(first_eager, 2),
+        "pynative_s": round(med["pynative"], 3),
+        "graph_s": round(med["graph"], 3),
+        "speedup": round(med["pynative"] / med["graph"], 2),
+        "context_graph_s": round(med["context_graph"], 3),
+        "context_speedup": round(med["pynative"] / med["context_graph"], 2),
+        "graph_first_call_s": round(first["graph"], 2),
+        "context_graph_first_call_s": round(first["context_graph"], 2),
+        "pynative_first_call_s": round(first["pynative"], 2),
         "max_abs_diff": diff,
         "runs": runs,
+        "all_s": {k: [round(t, 3) for t in v] for k, v in times.items()},
     }
-
-
-def measure_context_graph(arch: str, size: int, runs: int) -> dict:
-    import mindspore as ms
-    import numpy as np
-    from mindspore import Tensor
-
-    import yolomodels
-
-    ms.set_device("CPU")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    net = yolomodels.build(arch, img_size=size)
-    net.set_train(False)
-    x = Tensor(np.random.RandomState(0).rand(1, 3, size, size).astype(np.float32))
-    first = _timed(lambda: net(x).asnumpy())
-    times = [_timed(lambda: net(x).asnumpy()) for _ in range(runs)]
-    return {"arch": arch, "size": size, "context_graph_s": round(statistics.median(times), 3),
-            "context_graph_first_call_s": round(first, 2)}
 
 
 def _child(kind: str, arch: str, size: int, runs: int) -> dict:
@@ -103,13 +105,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="+", default=[320, 640])
     ap.add_argument("--archs", nargs="+", default=list(ARCHS))
-    ap.add_argument("--no-context-graph", action="store_true")
     ap.add_argument("--child", nargs=3, metavar=("KIND", "ARCH", "SIZE"))
     args = ap.parse_args()
     if args.child:
         kind, arch, size = args.child
-        fn = measure_alternating if kind == "alt" else measure_context_graph
-        print(json.dumps(fn(arch, int(size), args.runs)))
+        print(json.dumps(measure_alternating(arch, int(size), args.runs)))
         return
 
     started = time.time()
@@ -117,8 +117,6 @@ def main() -> None:
     for arch in args.archs:
         for size in args.sizes:
             row = _child("alt", arch, size, args.runs)
-            if not args.no_context_graph and size == max(args.sizes):
-                row.update(_child("ctx", arch, size, args.runs))
             rows.append(row)
             print(json.dumps(row), flush=True)
     result = {
@@ -134,15 +132,16 @@ def main() -> None:
         "",
         f"Machine: {result['machine']}; load average at end {tuple(round(v, 2) for v in result['load_average_at_end'])}.",
         "`graph` = hub.load's default (per-network `mindspore.jit`); `context graph` = "
-        "process-wide GRAPH_MODE (separate process).",
+        "process-wide GRAPH_MODE around the call. Same weights, calls interleaved.",
         "",
-        "| arch | size | PyNative s | graph s | speedup | graph first call s | context graph s |",
-        "|---|---|---|---|---|---|---|",
+        "| arch | size | PyNative s | graph s | speedup | context graph s | speedup "
+        "| graph first call (compile) s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['arch']} | {r['size']} | {r['pynative_s']} | {r['graph_s']} | {r['speedup']}x "
-            f"| {r['graph_first_call_s']} | {r.get('context_graph_s', '-')} |"
+            f"| {r['context_graph_s']} | {r['context_speedup']}x | {r['graph_first_call_s']} |"
         )
     (RESULTS / "forward.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
