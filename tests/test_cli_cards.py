@@ -91,3 +91,21 @@ def test_python_dash_m_hub_is_the_cli(argv):
     proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "yolov3_darknet53" in proc.stdout or proc.stdout.startswith("yolohub ")
+
+
+def test_closed_pipe_stops_quietly(tmp_path):
+    # enough cards that `yolohub list` outgrows the pipe buffer after the reader has gone
+    text = (builtin_cards_dir() / "yolov3_darknet53.md").read_text()
+    for i in range(600):
+        (tmp_path / f"c{i}.md").write_text(text.replace("yolov3_darknet53", f"model_{i:04d}"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub", "list", "--cards", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout.readline().split()[0] == b"MODEL"
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr
+    assert proc.returncode == 141
