@@ -1,0 +1,270 @@
+"""Training: recipes and overrides, schedule, a short real run (loss falls, exact resume), CLI errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hub.errors import InputDataError
+from yolomodels.errors import RecipeError
+from yolomodels.train.config import (
+    OptimizerConfig,
+    TrainConfig,
+    WarmupConfig,
+    apply_overrides,
+    config_from_mapping,
+)
+from yolomodels.train.schedule import Schedule
+
+CARDS = ("yolov3_darknet53", "yolov4_cspdarknet53", "yolov4_cspdarknet53_silu")
+SMALL = {"img_size": 96, "depth_multiple": 0.33, "width_multiple": 0.25}
+QUICK = [
+    "batch-size=4",
+    "workers=1",
+    "keep-checkpoints=10",
+    "warmup.epochs=1",
+    "warmup.min-steps=0",
+    "optimizer.lr=0.02",
+    "augment.mosaic=0",
+    "augment.mixup=0",
+    "augment.scale=0",
+    "augment.translate=0",
+    "augment.hsv-h=0",
+    "augment.hsv-s=0",
+    "augment.hsv-v=0",
+    "augment.fliplr=0",
+]
+
+
+# --- recipes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CARDS)
+def test_every_card_recipe_is_a_complete_checked_config(name):
+    from hub.registry import resolve
+
+    card = resolve(name).card
+    cfg = config_from_mapping(card.recipe)
+    assert cfg.img_size == card.architecture.args["img_size"]
+    assert cfg.batch_size == 16 and cfg.loss.name.startswith("YOLOv")
+    # The recipe round-trips through its kebab-case form.
+    assert config_from_mapping(cfg.to_recipe()) == cfg
+    if name.startswith("yolov3"):
+        assert (cfg.epochs, cfg.optimizer.lr, cfg.optimizer.nesterov, cfg.ema.enabled) == (
+            300,
+            0.01,
+            True,
+            True,
+        )
+    else:
+        assert (cfg.epochs, cfg.optimizer.loss_scale, cfg.ema.enabled) == (320, 64.0, False)
+
+
+def test_overrides_are_dotted_yaml_values_with_type_checks():
+    recipe = apply_overrides({"optimizer": {"lr": 0.01}}, ["optimizer.lr=0.05", "ema=false"])
+    cfg = config_from_mapping(recipe)
+    assert cfg.optimizer.lr == 0.05 and cfg.ema.enabled is False
+    with pytest.raises(RecipeError) as err:
+        config_from_mapping(apply_overrides({}, ["optimizer.momentum=fast"]))
+    msg = str(err.value)
+    assert "recipe.optimizer.momentum" in msg and "expected a number" in msg and "'fast'" in msg
+    with pytest.raises(RecipeError, match="unknown key 'epoch'.*did you mean epochs"):
+        config_from_mapping({"epoch": 3})
+    with pytest.raises(RecipeError, match="not of the form key=value"):
+        apply_overrides({}, ["epochs"])
+    with pytest.raises(RecipeError, match="expected one of cosine, linear"):
+        config_from_mapping({"optimizer": {"schedule": "step"}})
+
+
+def test_schedule_warmup_cosine_and_linear_endpoints():
+    opt = OptimizerConfig(lr=0.01, lrf=0.1, momentum=0.937)
+    warm = WarmupConfig(epochs=3, min_steps=0, bias_lr=0.1, momentum=0.8)
+    s = Schedule(optimizer=opt, warmup=warm, epochs=300, steps_per_epoch=10)
+    assert s.warmup_steps == 30
+    v0 = s.at(0)
+    assert (v0.lr, v0.lr_bias, v0.momentum) == (0.0, 0.1, 0.8)
+    mid = s.at(15)
+    assert mid.lr == pytest.approx(s.epoch_lr(1) * 0.5)
+    assert mid.lr_bias == pytest.approx(0.1 + (s.epoch_lr(1) - 0.1) * 0.5)
+    assert s.at(30).lr == pytest.approx(s.epoch_lr(3)) and s.at(30).momentum == 0.937
+    # Fact sheet §4.2: 0.001 + 0.0045 (1 + cos(pi e / 300)).
+    for e in (0, 150, 299):
+        assert s.epoch_lr(e) == pytest.approx(0.001 + 0.0045 * (1 + math.cos(math.pi * e / 300)))
+    lin = Schedule(
+        optimizer=OptimizerConfig(lr=0.012, lrf=0.0, schedule="linear"),
+        warmup=WarmupConfig(epochs=0, min_steps=1000, target="lr"),
+        epochs=4,
+        steps_per_epoch=500,
+    )
+    assert lin.warmup_steps == 1000 and lin.at(500).lr == pytest.approx(0.006)
+    assert lin.epoch_lr(2) == pytest.approx(0.006) and lin.at(1999).lr == pytest.approx(0.003)
+
+
+# --- a real short run ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    from yolomodels.data.synthetic import make_dataset
+
+    root = tmp_path_factory.mktemp("shapes")
+    make_dataset(root, num_images=24, img_size=96, num_classes=3, seed=1)
+    return root
+
+
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def trained(shapes, tmp_path_factory):
+    """One uninterrupted run of a scaled-down YOLOv3: 6 epochs x 6 steps of 4 images."""
+    from hub.training import train
+
+    out = tmp_path_factory.mktemp("run")
+    result = train(
+        "yolov3_darknet53",
+        data=shapes,
+        out=out,
+        overrides=[f"epochs={EPOCHS}", *QUICK],
+        arch_args=dict(SMALL),
+    )
+    return result
+
+
+def test_a_short_run_lowers_the_loss_and_writes_loadable_weights(trained):
+    r = trained
+    assert r.epochs == EPOCHS and r.steps == EPOCHS * 6
+    assert r.class_names == ("circle", "square", "triangle")
+    assert r.arch_args["num_classes"] == 3 and r.arch_args["img_size"] == 96
+    losses = r.epoch_losses
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.75 * losses[0], losses
+    records = [json.loads(line) for line in r.log.read_text().splitlines()]
+    steps = [x for x in records if x["type"] == "step"]
+    epochs = [x for x in records if x["type"] == "epoch"]
+    assert len(steps) == EPOCHS * 6 and len(epochs) == EPOCHS
+    assert [x["step"] for x in steps] == list(range(1, EPOCHS * 6 + 1))
+    assert steps[0]["lr"] == 0.0 and steps[0]["lr_bias"] == 0.1  # warmup starts there
+    from hub.loader import load
+
+    net = load(
+        "yolov3_darknet53",
+        weights=r.checkpoint,
+        num_classes=3,
+        arch_args={k: v for k, v in r.arch_args.items() if k != "num_classes"},
+        mode="pynative",
+    )
+    assert net.load_report.ok and not net.load_report.dropped
+
+
+def _state(path: Path) -> dict:
+    import mindspore as ms
+
+    return {k: v.asnumpy() for k, v in ms.load_checkpoint(str(path)).items()}
+
+
+def test_resume_from_epoch_1_reaches_the_uninterrupted_state(trained, shapes, tmp_path):
+    from hub.training import train
+
+    resumed = tmp_path / "resumed"
+    (resumed / "state").mkdir(parents=True)
+    shutil.copy(trained.out_dir / "run.json", resumed / "run.json")
+    shutil.copy(trained.out_dir / "state" / "epoch_001.ckpt", resumed / "state")
+    result = train(
+        "yolov3_darknet53",
+        data=shapes,
+        out=resumed,
+        overrides=[f"epochs={EPOCHS}", *QUICK],
+        arch_args=dict(SMALL),
+        resume=True,
+    )
+    assert result.resumed_from_epoch == 1 and result.steps == EPOCHS * 6
+    final = f"epoch_{EPOCHS:03d}.ckpt"
+    want = _state(trained.out_dir / "state" / final)
+    got = _state(resumed / "state" / final)
+    assert set(want) == set(got)
+    assert any(k.startswith("ema.") for k in got) and any(k.startswith("moments.") for k in got)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_resume_refuses_a_changed_recipe(trained, shapes):
+    from hub.training import train
+
+    with pytest.raises(InputDataError, match="recipe changed"):
+        train(
+            "yolov3_darknet53",
+            data=shapes,
+            out=trained.out_dir,
+            overrides=[f"epochs={EPOCHS + 1}", *QUICK],
+            arch_args=dict(SMALL),
+            resume=True,
+        )
+    with pytest.raises(InputDataError, match="already holds a training run"):
+        train(
+            "yolov3_darknet53",
+            data=shapes,
+            out=trained.out_dir,
+            overrides=[f"epochs={EPOCHS}", *QUICK],
+            arch_args=dict(SMALL),
+        )
+
+
+# --- bad input: clear errors, no traceback ------------------------------------------------------
+
+
+def test_wrong_type_recipe_value_is_a_clear_error(shapes, tmp_path):
+    from hub.training import train
+
+    with pytest.raises(InputDataError) as err:
+        train("yolov3_darknet53", data=shapes, out=tmp_path, overrides=["batch-size=four"])
+    msg = str(err.value)
+    assert "recipe.batch-size" in msg and "expected an integer" in msg and "'four'" in msg
+
+
+def test_num_classes_must_follow_the_dataset(shapes, tmp_path):
+    from hub.training import train
+
+    with pytest.raises(InputDataError, match="num_classes=5 but the dataset .* has 3 classes"):
+        train("yolov3_darknet53", data=shapes, out=tmp_path, arch_args={"num_classes": 5})
+
+
+@pytest.mark.parametrize("case", ["missing", "unparsable", "wrong-type"])
+def test_cli_bad_input_exits_9_with_one_line(case, shapes, tmp_path, capsys):
+    from hub.cli import main
+
+    data = shapes
+    extra = []
+    if case == "missing":
+        data = tmp_path / "no-such-dataset"
+    elif case == "unparsable":
+        data = tmp_path / "broken"
+        (data / "annotations").mkdir(parents=True)
+        (data / "annotations" / "instances_train2017.json").write_text("[{ oops")
+    else:
+        extra = ["--set", "optimizer.nesterov=maybe"]
+    code = main(
+        ["train", "yolov3_darknet53", "--data", str(data), "--out", str(tmp_path / "o"), *extra]
+    )
+    err = capsys.readouterr().err
+    assert code == 9
+    assert "Traceback" not in err
+    line = [x for x in err.splitlines() if x.startswith("error:")]
+    assert len(line) == 1
+    expect = {
+        "missing": "does not exist",
+        "unparsable": "do not parse as JSON",
+        "wrong-type": "recipe.optimizer.nesterov: expected true/false, found 'maybe'",
+    }[case]
+    assert expect in line[0]
+    assert not (tmp_path / "o" / "state").exists()
+
+
+def test_trainconfig_defaults_are_mindyolo_yolov3():
+    cfg = TrainConfig()
+    assert (cfg.optimizer.momentum, cfg.warmup.bias_lr, cfg.ema.decay) == (0.937, 0.1, 0.9999)
