@@ -33,10 +33,12 @@ SPLIT = "val2017"
 def _card_text(
     ckpt: Path,
     *,
-    claims: dict[str, float],
+    claims: dict[str, float | None],
     metric: str = "AP",
     names: str = "circle, square, triangle",
+    arch_args: dict | None = None,
 ) -> str:
+    arch_args = arch_args or ARCH_ARGS
     sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
     assets = "".join(
         f"""  - file-format: ckpt
@@ -44,11 +46,11 @@ def _card_text(
     asset-sha256: {sha}
     size: {ckpt.stat().st_size}
     version: "{version}"
-    claimed: {claimed!r}
 """
+        + ("" if claimed is None else f"    claimed: {claimed!r}\n")
         for version, claimed in claims.items()
     )
-    args = ", ".join(f"{k}: {v}" for k, v in ARCH_ARGS.items())
+    args = ", ".join(f"{k}: {v}" for k, v in arch_args.items())
     return f"""# tiny_shapes
 
 ---
@@ -69,7 +71,7 @@ eval-protocol:
   dataset: synthetic-shapes
   split: {SPLIT}
   metric: {metric}
-  img-size: 96
+  img-size: {arch_args["img_size"]}
   conf-threshold: 0.001
   iou-threshold: 0.65
   max-detections: 100
@@ -273,3 +275,70 @@ def test_a_dataset_with_other_classes_is_refused_before_inference(world, capsys,
     code, _, err = _run(capsys, "tiny_shapes", "--data", five, "--cards", world["cards"])
     assert code == InputDataError.exit_code
     assert "predicts 3 classes but the dataset has 5 categories" in err
+
+
+# ------------------------------------------------------------------ a trained network
+
+TRAINED_ARGS = {"num_classes": 1, "img_size": 64, "depth_multiple": 0.33, "width_multiple": 0.25}
+# A short run that learns: no warm-up floor, no EMA (its decay ramp outlasts 100 steps), no
+# mosaic/mixup/colour jitter; 32 images x 25 epochs = 100 steps of 8 images at 64 px.
+SHORT_RECIPE = (
+    "epochs=25", "batch-size=8", "workers=1", "optimizer.lr=0.05", "optimizer.lrf=0.2",
+    "warmup.epochs=1", "warmup.min-steps=0", "ema.enabled=false", "loss-scale.mode=none",
+    "augment.mosaic=0", "augment.mixup=0", "augment.scale=0.2", "augment.hsv-h=0",
+    "augment.hsv-s=0", "augment.hsv-v=0",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def trained_shapes(tmp_path_factory):
+    """One short hub.train run on synthetic circles (shared by every test that needs it)."""
+    import hub
+    from yolomodels.data.synthetic import make_dataset
+
+    root = tmp_path_factory.mktemp("trained")
+    shapes = {"num_classes": 1, "objects": (1, 2), "object_scale": (0.3, 0.6), "img_size": 64}
+    make_dataset(root / "data", num_images=32, seed=0, split="train2017", **shapes)
+    make_dataset(root / "data", num_images=16, seed=1, split=SPLIT, first_id=1000, **shapes)
+    result = hub.train("yolov3_darknet53", data=root / "data", out=root / "train",
+                       arch_args=TRAINED_ARGS, overrides=SHORT_RECIPE, progress=False)  # fmt: skip
+    return root, result
+
+
+def test_a_network_trained_on_synthetic_data_scores_well_above_zero(trained_shapes, capsys):
+    import mindspore as ms
+
+    import yolomodels
+    from yolomodels.checkpoint import save_checkpoint
+
+    root, trained = trained_shapes
+    assert trained.steps == 100 and trained.class_names == ("circle",)
+    ms.set_seed(3)
+    untrained = root / "untrained.ckpt"
+    save_checkpoint(yolomodels.build("yolov3_darknet53", **TRAINED_ARGS), untrained)
+    cards = root / "cards"
+    cards.mkdir(exist_ok=True)
+    (cards / "tiny_shapes.md").write_text(
+        _card_text(
+            trained.checkpoint,
+            claims={"1.0": None},
+            metric="AP50",
+            names="circle",
+            arch_args=TRAINED_ARGS,
+        )  # fmt: skip
+    )
+    scores = {}
+    for label, ckpt in (("trained", trained.checkpoint), ("untrained", untrained)):
+        code, out, err = _run(
+            capsys, "tiny_shapes", "--data", root / "data", "--weights", ckpt, "--cards", cards,
+            "--out", root / label, "--mode", "pynative", "--json",
+        )  # fmt: skip
+        assert code == 0, err  # the card claims nothing, so there is nothing to fail
+        report = json.loads(out)
+        assert report["claim"]["verdict"] == "no claim" and report["split"] == SPLIT
+        scores[label] = report["metrics"]
+    # held-out images: the trained weights find the circles, random weights do not
+    assert scores["trained"]["AP50"] > 5.0, scores
+    assert scores["trained"]["AP"] > 1.0, scores
+    assert scores["untrained"]["AP50"] < 3.0, scores  # big objects: chance hits score a little
+    assert scores["trained"]["AP50"] > 4 * scores["untrained"]["AP50"], scores
