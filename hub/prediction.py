@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ class ImageDetections:
     height: int
     detections: tuple[Detection, ...] = field(default_factory=tuple)
     annotated: Path | None = None
+    timings: Mapping[str, float] = field(default_factory=dict)
+    """Seconds spent per stage: read, preprocess, forward, postprocess (NMS, boxes), write."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,7 @@ class ImageDetections:
             "height": self.height,
             "annotated": str(self.annotated) if self.annotated else None,
             "detections": [d.to_dict() for d in self.detections],
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
         }
 
 
@@ -241,9 +245,13 @@ def predict(
     from mindspore import Tensor
 
     for index, (path, array) in enumerate(sources):
+        clock = _Clock()
         image = read_image(path) if path is not None else _check_array(array, index)
+        clock.lap("read")
         x, meta = preprocess(image, size)
+        clock.lap("preprocess")
         pred = net(Tensor(x[None])).asnumpy()[0]
+        clock.lap("forward")
         det = nms(pred, conf=conf, iou=iou, multi_label=False, max_det=max_det)
         boxes = scale_boxes_back(det[:, :4], meta)
         detections = tuple(
@@ -255,14 +263,29 @@ def predict(
             )
             for box, d in zip(boxes, det)
         )
+        clock.lap("postprocess")
         annotated = None
         if out_dir is not None:
             annotated = _out_path(out_dir, path, index, used)
             draw_detections(image, detections).save(annotated)
+        clock.lap("write")
         h, w = image.shape[:2]
-        results.append(ImageDetections(path, w, h, detections, annotated))
+        results.append(ImageDetections(path, w, h, detections, annotated, clock.laps))
         log.debug("%s: %d detections", path or f"array {index}", len(detections))
     return results
+
+
+class _Clock:
+    """Named laps in seconds (read, preprocess, forward, postprocess, write)."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._t
+        self._t = now
 
 
 def _class_name(names, i: int) -> str:

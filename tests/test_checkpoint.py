@@ -57,6 +57,17 @@ def test_strict_load_assigns_every_value(v3_ckpt):
         np.testing.assert_array_equal(v, values[name])
 
 
+def test_loaded_network_does_not_alias_the_arrays(v3_ckpt):
+    path, values = v3_ckpt
+    params = read_checkpoint(path)
+    net = small_net(V3, num_classes=5)
+    assert load_strict(net, params).ok
+    params["model.model.0.conv.weight"][...] = 0.0
+    np.testing.assert_array_equal(
+        net.model.model[0].conv.weight.asnumpy(), values["model.model.0.conv.weight"]
+    )
+
+
 def test_ema_prefix_and_optimizer_entries(v3_ckpt, tmp_path):
     """MindYOLO's EMA files prefix every key with 'ema.'; optimizer state is not network state."""
     _, values = v3_ckpt
