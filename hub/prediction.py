@@ -10,6 +10,7 @@ lowest-confidence boxes of an mAP run is useless, so predict keeps scores >= 0.2
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -154,14 +155,11 @@ def _color(class_id: int) -> tuple[int, int, int]:
 
 def draw_detections(image: np.ndarray, detections: Sequence[Detection]):
     """A Pillow image of ``image`` with each box, class name and score drawn on it."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
-    try:  # a scalable font sized to the image (Pillow >= 10.1), else the small bitmap one
-        font = ImageFont.load_default(size=max(11, round(max(canvas.size) / 45)))
-    except TypeError:
-        font = ImageFont.load_default()
+    font = _font(max(11, round(max(canvas.size) / 45)))
     width = max(2, round(max(canvas.size) / 300))
     for det in sorted(detections, key=lambda d: d.score):  # best drawn last, on top
         color = _color(det.class_id)
@@ -174,6 +172,17 @@ def draw_detections(image: np.ndarray, detections: Sequence[Detection]):
         draw.rectangle((x1, ty, x1 + tw, ty + th), fill=color)
         draw.text((x1 + 2, ty + 2 - top), label, fill=(0, 0, 0), font=font)
     return canvas
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int):
+    """A scalable font of ``size`` px (Pillow >= 10.1), else Pillow's small bitmap font."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:
+        return ImageFont.load_default()
 
 
 def _out_path(out: Path, source: Path | None, index: int, used: set[Path]) -> Path:
