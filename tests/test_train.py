@@ -26,7 +26,7 @@ SMALL = {"img_size": 96, "depth_multiple": 0.33, "width_multiple": 0.25}
 QUICK = [
     "batch-size=4",
     "workers=1",
-    "keep-checkpoints=10",
+    "keep-checkpoints=20",
     "warmup.epochs=1",
     "warmup.min-steps=0",
     "optimizer.lr=0.02",
@@ -113,16 +113,17 @@ def shapes(tmp_path_factory) -> Path:
     from yolomodels.data.synthetic import make_dataset
 
     root = tmp_path_factory.mktemp("shapes")
-    make_dataset(root, num_images=24, img_size=96, num_classes=3, seed=1)
+    make_dataset(root, num_images=8, img_size=96, num_classes=3, seed=1)
     return root
 
 
-EPOCHS = 6
+EPOCHS = 16
+STEPS = 2  # 8 images in batches of 4
 
 
 @pytest.fixture(scope="module")
 def trained(shapes, tmp_path_factory):
-    """One uninterrupted run of a scaled-down YOLOv3: 6 epochs x 6 steps of 4 images."""
+    """One uninterrupted run of a scaled-down YOLOv3: 16 epochs x 2 steps of 4 images."""
     from hub.training import train
 
     out = tmp_path_factory.mktemp("run")
@@ -138,28 +139,25 @@ def trained(shapes, tmp_path_factory):
 
 def test_a_short_run_lowers_the_loss_and_writes_loadable_weights(trained):
     r = trained
-    assert r.epochs == EPOCHS and r.steps == EPOCHS * 6
+    assert r.epochs == EPOCHS and r.steps == EPOCHS * STEPS
     assert r.class_names == ("circle", "square", "triangle")
     assert r.arch_args["num_classes"] == 3 and r.arch_args["img_size"] == 96
     losses = r.epoch_losses
     assert all(np.isfinite(losses))
-    assert losses[-1] < 0.75 * losses[0], losses
+    # Per-epoch means of 2 steps are noisy; the last four epochs together are clearly lower.
+    assert np.mean(losses[-4:]) < 0.85 * losses[0], losses
     records = [json.loads(line) for line in r.log.read_text().splitlines()]
     steps = [x for x in records if x["type"] == "step"]
     epochs = [x for x in records if x["type"] == "epoch"]
-    assert len(steps) == EPOCHS * 6 and len(epochs) == EPOCHS
-    assert [x["step"] for x in steps] == list(range(1, EPOCHS * 6 + 1))
+    assert len(steps) == EPOCHS * STEPS and len(epochs) == EPOCHS
+    assert [x["step"] for x in steps] == list(range(1, EPOCHS * STEPS + 1))
     assert steps[0]["lr"] == 0.0 and steps[0]["lr_bias"] == 0.1  # warmup starts there
-    from hub.loader import load
+    from yolomodels.checkpoint import load_strict, read_checkpoint
+    from yolomodels.registry import build
 
-    net = load(
-        "yolov3_darknet53",
-        weights=r.checkpoint,
-        num_classes=3,
-        arch_args={k: v for k, v in r.arch_args.items() if k != "num_classes"},
-        mode="pynative",
-    )
-    assert net.load_report.ok and not net.load_report.dropped
+    net = build(r.arch, **r.arch_args)
+    report = load_strict(net, read_checkpoint(r.checkpoint))
+    assert report.ok and not report.dropped and len(report.loaded) == len(net.parameters_dict())
 
 
 def _state(path: Path) -> dict:
@@ -183,7 +181,7 @@ def test_resume_from_epoch_1_reaches_the_uninterrupted_state(trained, shapes, tm
         arch_args=dict(SMALL),
         resume=True,
     )
-    assert result.resumed_from_epoch == 1 and result.steps == EPOCHS * 6
+    assert result.resumed_from_epoch == 1 and result.steps == EPOCHS * STEPS
     final = f"epoch_{EPOCHS:03d}.ckpt"
     want = _state(trained.out_dir / "state" / final)
     got = _state(resumed / "state" / final)
