@@ -123,7 +123,7 @@ def evaluate(
     from yolomodels.errors import YoloModelsError
     from yolomodels.eval.coco import evaluate_results, load_results, open_split
     from yolomodels.eval.report import check_claim, write_report
-    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+    from yolomodels.eval.runner import evaluate_network
 
     if detections is not None and (weights is not None or update_card):
         raise InputDataError(
@@ -143,14 +143,7 @@ def evaluate(
     out_dir = Path(out) if out is not None else _default_out(settings.home, release, protocol)
     try:
         split_data = open_split(data, protocol.split)
-        inference = InferenceSettings(
-            img_size=protocol.img_size,
-            conf_threshold=protocol.conf_threshold,
-            iou_threshold=protocol.iou_threshold,
-            max_detections=protocol.max_detections,
-            multi_label=protocol.multi_label,
-            batch_size=protocol.batch_size,
-        )
+        inference = inference_settings(protocol)
         _check_classes(card, split_data)
     except YoloModelsError as exc:
         raise InputDataError(str(exc)) from exc
@@ -236,6 +229,20 @@ def evaluate(
         record_result(card, report, version=release.asset.version)
         report = replace(report, card_updated=True)
     return report
+
+
+def inference_settings(protocol: EvalProtocol):
+    """The runner settings a card's eval-protocol stands for (image size, thresholds, batch)."""
+    from yolomodels.eval.runner import InferenceSettings
+
+    return InferenceSettings(
+        img_size=protocol.img_size,
+        conf_threshold=protocol.conf_threshold,
+        iou_threshold=protocol.iou_threshold,
+        max_detections=protocol.max_detections,
+        multi_label=protocol.multi_label,
+        batch_size=protocol.batch_size,
+    )
 
 
 def record_result(card: Card, report: EvalReport, *, version: str) -> Card:

@@ -342,3 +342,20 @@ def test_a_network_trained_on_synthetic_data_scores_well_above_zero(trained_shap
     assert scores["trained"]["AP"] > 1.0, scores
     assert scores["untrained"]["AP50"] < 3.0, scores  # big objects: chance hits score a little
     assert scores["trained"]["AP50"] > 4 * scores["untrained"]["AP50"], scores
+
+
+@pytest.mark.parametrize(
+    "path", sorted(builtin_cards_dir().glob("*.md")), ids=lambda p: p.stem
+)  # fmt: skip
+def test_builtin_card_protocols_are_mindyolos(path):
+    """Fact sheet §5: conf 0.001, multi-label, 300 detections, IoU 0.65 (v3) / 0.6 (v4), the
+    network's own image size, and AP@[.5:.95] as the claimed metric."""
+    from hub.evaluate import inference_settings
+
+    card = load_card(path)
+    settings = inference_settings(card.eval_protocol)
+    assert settings.img_size == card.architecture.args["img_size"]
+    assert settings.conf_threshold == 0.001 and settings.multi_label is True
+    assert settings.max_detections == 300
+    assert settings.iou_threshold == (0.65 if card.name.startswith("yolov3") else 0.6)
+    assert card.eval_protocol.metric == "AP" and card.eval_protocol.dataset == "coco2017"
