@@ -236,11 +236,15 @@ def predict(
         if v is not None and not 0 <= v <= 1:
             raise InputDataError(f"{name} must lie in [0, 1], got {v}")
 
+    if img_size is not None and (int(img_size) < 32 or int(img_size) % 32):
+        raise InputDataError(f"img_size must be a positive multiple of 32, got {img_size}")
     net, protocol = _network(spec_or_net, cards_dirs=cards_dirs, weights=weights, mode=mode,
                              offline=offline, progress=progress)
     iou = float(iou if iou is not None else getattr(protocol, "iou_threshold", DEFAULT_IOU))
     max_det = int(max_det or getattr(protocol, "max_detections", DEFAULT_MAX_DET))
     size = int(img_size or getattr(net, "img_size", 0) or getattr(protocol, "img_size", 640))
+    if size < 32 or size % 32:
+        raise InputDataError(f"img_size must be a positive multiple of 32, got {size}")
     names = getattr(net, "class_names", None)
 
     out_dir = Path(out) if out is not None else None

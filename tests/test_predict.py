@@ -197,6 +197,9 @@ def test_unreadable_images_are_input_errors(cards, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 9
     assert "missing.png does not exist" in err and "Traceback" not in err
+    assert main(["predict", "fixed-v3", str(truncated.with_name("full.png")), "--cards",
+                 str(cards), "--img-size", "100"]) == 9
+    assert "img_size must be a positive multiple of 32, got 100" in capsys.readouterr().err
     empty = tmp_path / "empty-dir"
     empty.mkdir()
     assert main(["predict", "fixed-v3", str(empty), "--cards", str(cards)]) == 9
