@@ -50,6 +50,7 @@ class Schedule:
             return StepValues(
                 lr=target * frac,
                 lr_bias=self.warmup.bias_lr + (target - self.warmup.bias_lr) * frac,
-                momentum=self.warmup.momentum + (self.optimizer.momentum - self.warmup.momentum) * frac,
+                momentum=self.warmup.momentum
+                + (self.optimizer.momentum - self.warmup.momentum) * frac,
             )
         return StepValues(lr=lr, lr_bias=lr, momentum=self.optimizer.momentum)
