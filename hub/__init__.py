@@ -24,10 +24,10 @@ _API = {
     "verify": "hub.fetch",
     "load": "hub.loader",
     "load_weights": "hub.loader",
-    "publish": "hub.publish",
+    "publish": "hub.publishing",
     "rehash": "hub.fetch",
     "predict": "hub.prediction",
-    "evaluate": "hub.evaluate",
+    "evaluate": "hub.evaluation",
     "train": "hub.training",
 }
 

@@ -166,7 +166,7 @@ def test_rehash_from_the_cache_works_offline(served, monkeypatch):
 def test_public_functions_stay_callable_after_their_modules_are_imported():
     import importlib
 
-    for module in ("hub.transfer", "hub.fetch", "hub.publish", "hub.cache", "hub.http"):
+    for module in ("hub.transfer", "hub.fetch", "hub.publishing", "hub.cache", "hub.http"):
         importlib.import_module(module)
     for name in ("download", "verify", "rehash", "publish"):
         assert callable(getattr(hub, name)), name

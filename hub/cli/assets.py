@@ -299,7 +299,7 @@ def _recipe(path: Path | None) -> dict | None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from hub.publish import publish
+    from hub.publishing import publish
 
     arch_args = {
         k: v

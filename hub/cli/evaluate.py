@@ -45,7 +45,7 @@ def register(sub) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from hub.evaluate import evaluate
+    from hub.evaluation import evaluate
 
     report = evaluate(
         args.name,

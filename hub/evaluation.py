@@ -14,8 +14,6 @@ import datetime as _dt
 import logging
 import os
 import re
-import sys
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -407,15 +405,3 @@ def _protocol_dict(p: EvalProtocol) -> dict[str, Any]:
 
 def _round(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
-
-
-class _CallableModule(types.ModuleType):
-    """Importing ``hub.evaluate`` rebinds the package attribute ``hub.evaluate`` from the public
-    function (hub/__init__.py's lazy API) to this module; forwarding calls keeps
-    ``hub.evaluate(...)`` working either way."""
-
-    def __call__(self, *args, **kwargs) -> EvalReport:
-        return evaluate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -17,9 +17,7 @@ import logging
 import os
 import re
 import shutil
-import sys
 import tempfile
-import types
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -447,14 +445,3 @@ def _check_load(path: Path, arch: str, args: Mapping[str, Any]):
 
 
 __all__ = ["PublishResult", "publish"]
-
-
-class _CallableModule(types.ModuleType):
-    """``hub.publish`` is both this module and the public function (hub/__init__.py's lazy API);
-    importing the module rebinds the package attribute to it, so calls are forwarded."""
-
-    def __call__(self, *args, **kwargs) -> PublishResult:
-        return publish(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
