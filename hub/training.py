@@ -92,7 +92,7 @@ def train(
     ``rank_weights_dir`` makes every rank also save its raw weights as ``rank<N>.ckpt`` there
     (to check that data-parallel ranks stay identical).
     """
-    from yolomodels.errors import CheckpointReadError, DatasetError, RecipeError, YoloModelsError
+    from yolomodels.errors import CheckpointReadError, YoloModelsError
 
     release = resolve(spec, cards_dirs=cards_dirs)
     card = release.card
@@ -158,9 +158,7 @@ def train(
         fit = trainer.fit(resume=resume)
     except CheckpointReadError as exc:
         raise CheckpointError(f"cannot resume from {out_dir}: {exc}") from exc
-    except (DatasetError, RecipeError) as exc:
-        raise InputDataError(str(exc)) from exc
-    except YoloModelsError as exc:
+    except YoloModelsError as exc:  # dataset, recipe and image problems found mid-run
         raise InputDataError(str(exc)) from exc
     if rank_weights_dir is not None:
         trainer.save_rank_weights(Path(rank_weights_dir) / f"rank{parallel.rank}.ckpt")
