@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,6 @@ class DemoResult:
     prediction_image: Path
     num_detections: int
     eval_report: Path
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> str:
         """The summary as an aligned plain-text table."""
@@ -227,7 +226,7 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
                 class_names=list(trained.class_names),
                 eval_protocol=protocol,
                 claimed=claimed,
-                recipe=getattr(trained, "recipe", None),
+                recipe=trained.recipe,
                 summary=f"Demo: YOLOv3 (Darknet53, depth {config.depth_multiple}, width "
                 f"{config.width_multiple}) trained on synthetic shapes by `yolohub demo`.",
             )
