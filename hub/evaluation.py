@@ -21,7 +21,7 @@ from typing import Any
 
 from hub import __version__
 from hub.card import Card, EvalProtocol, Release
-from hub.errors import CheckpointError, CheckpointMismatchError, InputDataError, PublishError
+from hub.errors import CheckpointMismatchError, InputDataError, PublishError
 from hub.registry import resolve
 from hub.settings import get_settings
 
@@ -336,7 +336,7 @@ def _network(release: Release, weights, *, cards_dirs, mode: str, progress: bool
 
     Returns ``(net, weights label, full sha256 of the weights file)``.
     """
-    from hub.loader import build_for, load
+    from hub.loader import load
 
     if weights is None:
         net = load(release.id, cards_dirs=cards_dirs, mode=mode, progress=progress)
@@ -346,40 +346,17 @@ def _network(release: Release, weights, *, cards_dirs, mode: str, progress: bool
         return net, str(fetched.path), fetched.sha256
 
     from hub.integrity import sha256_file
-    from yolomodels.checkpoint import load_strict, read_checkpoint
-    from yolomodels.errors import CheckpointReadError
 
     path = Path(weights)
-    if not path.is_file():
-        raise InputDataError(f"weights file {path} does not exist; pass a .ckpt file")
-    net = build_for(release, mode=mode)
     try:
-        params = read_checkpoint(path)
-    except CheckpointReadError as exc:
-        raise CheckpointError(str(exc)) from exc
-    load_report = load_strict(net, params)
-    if not load_report.ok:
+        net = load(release, cards_dirs=cards_dirs, mode=mode, weights=path)
+    except CheckpointMismatchError as exc:
         raise CheckpointMismatchError(
-            f"{path} does not fit the network of card {release.id}: "
-            f"{_describe(load_report)}; check that the checkpoint was trained for this card",
-            load_report,
-        )
-    net.set_train(False)
+            f"{path} does not fit the network of card {release.id}: {exc.report.describe()}; "
+            "check that the checkpoint was trained for this card",
+            exc.report,
+        ) from None
     return net, str(path.resolve()), sha256_file(path)
-
-
-def _describe(report) -> str:
-    parts = []
-    if report.missing:
-        parts.append(f"{len(report.missing)} missing (e.g. {', '.join(report.missing[:3])})")
-    if report.unexpected:
-        parts.append(
-            f"{len(report.unexpected)} unexpected (e.g. {', '.join(report.unexpected[:3])})"
-        )
-    if report.mismatched:
-        n, exp, got = report.mismatched[0]
-        parts.append(f"{len(report.mismatched)} mis-shaped (e.g. {n}: expected {exp}, found {got})")
-    return "; ".join(parts) or "load report not ok"
 
 
 def _default_out(home: Path, release: Release, protocol: EvalProtocol) -> Path:
