@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from hub.card import EvalProtocol
 from hub.errors import InputDataError
 
 BASE_CARD = "yolov3_darknet53"
@@ -277,42 +278,37 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
     )
 
 
-def _eval_protocol(config: DemoConfig) -> dict[str, Any]:
+def _eval_protocol(config: DemoConfig) -> EvalProtocol:
     """The published card's eval-protocol: the val split of the synthetic dataset."""
-    return {
-        "dataset": "synthetic-shapes",
-        "split": VAL_SPLIT,
-        "metric": config.metric,
-        "img-size": config.img_size,
-        "conf-threshold": 0.001,
-        "iou-threshold": 0.65,
-        "max-detections": 300,
-        "multi-label": True,
-        "batch-size": 8,
-        "tolerance": config.tolerance,
-    }
+    return EvalProtocol(
+        dataset="synthetic-shapes",
+        split=VAL_SPLIT,
+        metric=config.metric,
+        img_size=config.img_size,
+        batch_size=8,
+        tolerance=config.tolerance,
+    )
 
 
-def _measure(checkpoint: Path, config: DemoConfig, data: Path, protocol: dict, out: Path) -> float:
+def _measure(
+    checkpoint: Path, config: DemoConfig, data: Path, protocol: EvalProtocol, out: Path
+) -> float:
     """The author's own measurement, made before publishing, straight from the checkpoint."""
     import yolomodels
+    from hub.evaluation import inference_settings
     from yolomodels.checkpoint import load_strict, read_checkpoint
     from yolomodels.eval.coco import open_split
-    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+    from yolomodels.eval.runner import evaluate_network
 
     net = yolomodels.build(BASE_CARD, **config.arch_args)
     report = load_strict(net, read_checkpoint(checkpoint))
     if not report.ok:
-        raise InputDataError(f"the trained checkpoint {checkpoint} does not fit its network")
-    settings = InferenceSettings(
-        img_size=protocol["img-size"],
-        conf_threshold=protocol["conf-threshold"],
-        iou_threshold=protocol["iou-threshold"],
-        max_detections=protocol["max-detections"],
-        multi_label=protocol["multi-label"],
-        batch_size=protocol["batch-size"],
-    )
-    result = evaluate_network(net, open_split(data, VAL_SPLIT), settings=settings,
+        raise InputDataError(
+            f"the trained checkpoint {checkpoint} does not fit {BASE_CARD} with "
+            f"{config.arch_args}: {report.describe()}; delete {config.out} and run the demo again"
+        )
+    result = evaluate_network(net, open_split(data, VAL_SPLIT),
+                              settings=inference_settings(protocol),
                               detections_path=out / "detections.json")
     value = result.result.metrics.percent(config.metric)
     return 0.0 if value is None else float(value)  # None: COCOeval found nothing to score
