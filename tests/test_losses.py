@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import zlib
 
 import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import Tensor
+from nethelpers import synthetic_value
 
 from yolomodels.losses import build_loss
 from yolomodels.losses.common import bce_with_logits, box_iou_xywh
@@ -154,21 +154,9 @@ def test_unknown_loss_name_and_bad_option_raise_recipe_errors():
 
 def _synthetic_weights(net) -> None:
     for p in net.get_parameters():
-        name, shape = p.name, tuple(p.shape)
-        rng = np.random.RandomState(zlib.crc32(name.encode()) & 0xFFFFFFFF)
-        if name.endswith("moving_mean"):
-            v = 0.1 * rng.standard_normal(shape)
-        elif name.endswith("moving_variance"):
-            v = 0.5 + rng.random_sample(shape)
-        elif name.endswith("gamma"):
-            v = 1 + 0.1 * rng.standard_normal(shape)
-        elif name.endswith("beta") or name.endswith("bias"):
-            v = 0.1 * rng.standard_normal(shape)
-        elif name.endswith("weight") and len(shape) == 4:
-            v = rng.standard_normal(shape) * np.sqrt(1.3 / (shape[1] * shape[2] * shape[3]))
-        else:
-            continue
-        p.set_data(Tensor(v.astype(np.float32)))
+        value = synthetic_value(p.name, tuple(p.shape))
+        if value is not None:
+            p.set_data(Tensor(value))
 
 
 def _reference_batch():
