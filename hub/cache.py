@@ -23,7 +23,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hub.errors import CacheError, InputDataError
@@ -144,16 +144,7 @@ class AssetRecord:
         return is_weak(self.declared)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "declared": self.declared,
-                "sha256": self.sha256,
-                "ext": self.ext,
-                "size": self.size,
-                "owners": self.owners,
-            },
-            indent=1,
-        )
+        return json.dumps(asdict(self), indent=1)
 
     @classmethod
     def load(cls, path: Path) -> AssetRecord | None:

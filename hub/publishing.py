@@ -305,7 +305,8 @@ def _copy_hashing(src: Path, directory: Path, ext: str) -> tuple[Path, str, int]
     free = shutil.disk_usage(directory).free
     if need > free:
         raise PublishError(
-            f"not enough space in {directory}: {need} bytes needed, {free} free"
+            f"not enough space in {directory}: the checkpoint needs {need} bytes, {free} are "
+            "free; free some space or choose another --store"
         )
     fd, name = tempfile.mkstemp(prefix=".publish-", suffix=f".{ext}", dir=directory)
     tmp = Path(name)
