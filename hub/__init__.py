@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import importlib
 
+from yolomodels.runtime import select_fast_isa
+
+# before anything in this process can bring up MindSpore's oneDNN (see yolomodels.runtime)
+select_fast_isa()
+
 __version__ = "0.1.0"
 
 # public name -> module that defines it
@@ -29,6 +34,7 @@ _API = {
     "predict": "hub.prediction",
     "evaluate": "hub.evaluation",
     "train": "hub.training",
+    "check_environment": "hub.environment",
 }
 
 __all__ = sorted(_API) + ["__version__"]

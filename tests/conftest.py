@@ -6,6 +6,11 @@ import os
 
 import pytest
 
+# Test modules import MindSpore directly: cap oneDNN before any of them can run a convolution.
+from yolomodels.runtime import select_fast_isa
+
+select_fast_isa()
+
 
 @pytest.fixture(autouse=True)
 def yolohub_env(tmp_path, monkeypatch):

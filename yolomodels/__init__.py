@@ -1,7 +1,9 @@
 """yolomodels: MindSpore YOLOv3 / YOLOv4 detectors whose parameters match MindYOLO checkpoints.
 
 Importing the package is cheap (no MindSpore); the registry imports the network modules, and
-with them MindSpore, only when a network is built.
+with them MindSpore, only when a network is built.  Importing it also caps MindSpore's oneDNN at
+AVX2 unless the user chose a cap (see :mod:`yolomodels.runtime`), so that no convolution in this
+process or its subprocesses runs on oneDNN's slow AVX-512 reference kernel.
 
 >>> import yolomodels
 >>> yolomodels.list_archs()
@@ -21,6 +23,9 @@ from yolomodels.errors import (
     YoloModelsError,
 )
 from yolomodels.registry import ArchSpec, build, get_arch, list_archs, register_arch
+from yolomodels.runtime import select_fast_isa
+
+select_fast_isa()
 
 __all__ = [
     "ArchSpec",

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from yolomodels.errors import ArchitectureArgumentError, UnknownArchitectureError
+from yolomodels.runtime import check_fast_path
 
 __all__ = ["ArchSpec", "build", "get_arch", "list_archs", "register_arch"]
 
@@ -132,4 +133,5 @@ def build(name: str, **kwargs: Any):
     """Build the network registered as ``name`` (defaults overridden by ``kwargs``)."""
     spec = get_arch(name)
     spec.check_args(kwargs)
+    check_fast_path()
     return spec.builder(**{**spec.defaults, **kwargs})
