@@ -266,3 +266,51 @@ def test_cli_bad_input_exits_9_with_one_line(case, shapes, tmp_path, capsys):
 def test_trainconfig_defaults_are_mindyolo_yolov3():
     cfg = TrainConfig()
     assert (cfg.optimizer.momentum, cfg.warmup.bias_lr, cfg.ema.decay) == (0.937, 0.1, 0.9999)
+
+
+# --- the compiled step on overflow ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("clip_grad", [None, 10.0])
+def test_a_step_with_non_finite_gradients_changes_no_weight_or_moment_but_runs_the_ema(clip_grad):
+    import mindspore as ms
+    from mindspore import Tensor
+
+    import yolomodels
+    from yolomodels.losses import build_loss
+    from yolomodels.train.distributed import Parallel
+    from yolomodels.train.optim import EMA, GroupSGD
+    from yolomodels.train.step import build_train_step
+
+    ms.set_seed(0)
+    net = yolomodels.build(
+        "yolov3_darknet53", num_classes=3, img_size=64, depth_multiple=0.33, width_multiple=0.25
+    )
+    net.set_train(True)
+    opt = GroupSGD(net.trainable_params(), weight_decay=0.0005, nesterov=True)
+    ema = EMA(net)
+    step = build_train_step(
+        net, build_loss("YOLOv3Loss", num_classes=3), opt, ema, parallel=Parallel(),
+        clip_grad=clip_grad,
+    )
+    labels = np.zeros((2, 4, 6), np.float32)
+    labels[:, 0] = [0, 1, 0.5, 0.5, 0.3, 0.4]
+    scalars = [Tensor(v, ms.float32) for v in (0.01, 0.01, 0.9, 1.0)]
+
+    def snapshot():
+        return [p.asnumpy().copy() for p in (*opt.params, *opt.moments, *ema.shadow)]
+
+    images = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    _, _, finite = step(Tensor(images), Tensor(labels), *scalars, Tensor(0.5, ms.float32))
+    assert bool(finite.asnumpy())
+    before = snapshot()
+    images[0, 0, 10, 10] = np.nan
+    _, _, finite = step(Tensor(images), Tensor(labels), *scalars, Tensor(0.5, ms.float32))
+    assert not bool(finite.asnumpy())
+    after = snapshot()
+    n = len(opt.params)
+    for b, a in zip(before[: 2 * n], after[: 2 * n]):  # weights and moments: untouched
+        assert np.array_equal(a, b)
+    # the EMA still moved: shadow = 0.5 * shadow + 0.5 * weights, and they differ after step 1
+    moved = [not np.array_equal(a, b) for b, a in zip(before[2 * n :], after[2 * n :])]
+    assert any(moved)
