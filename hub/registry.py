@@ -229,6 +229,7 @@ class ModelInfo:
     class_count: int | None
     shadowed: tuple[str, ...]
     summary_text: str | None
+    evaluation: str | None = None  # MindSpore Hub's free-text claim, as written
 
 
 def _summary(reg: Registry, rel: Release, defaults: set[str]) -> ModelSummary:
@@ -305,4 +306,5 @@ def info(name: str, *, cards_dirs: Sequence = ()) -> ModelInfo:
         class_count=len(card.class_names) if card.class_names else None,
         shadowed=tuple(str(r.card.path) for r in reg.shadowed(rel)),
         summary_text=card.front_matter.get("summary"),
+        evaluation=card.front_matter.get("evaluation"),
     )

@@ -66,6 +66,22 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except Exception as exc:  # noqa: BLE001 - a bug must not look like a verdict (exit 1)
+        if _debug():
+            raise
+        print(f"internal error: {_one_line(exc)}; YOLOHUB_DEBUG=1 shows the traceback",
+              file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+INTERNAL_ERROR = 10  # an unexpected exception: the README's "any other error"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _debug() -> bool:
