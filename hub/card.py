@@ -349,27 +349,21 @@ def _fmt(path: tuple) -> str:
     return _schema._field(path)
 
 
-def _parse(text: str, file: str) -> _Parsed:
-    title, fm_text, start, body = _split(text, file)
-    _check_shape(fm_text, file, start)
+def _compose(text: str, file: str, start: int, what: str) -> yaml.Node | None:
+    """The YAML node graph of ``text`` (lines counted from ``start``), within the shape bounds."""
+    _check_shape(text, file, start)
     try:
-        node = yaml.compose(fm_text, Loader=_Loader)
+        return yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = start + mark.line if mark is not None else start
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CardValidationError(
-            [Finding(file, line, "", f"invalid YAML in front-matter: {problem}; check indentation and quoting")]
+            [Finding(file, line, "", f"invalid YAML in {what}: {problem}; check indentation and quoting")]
         ) from None
-    if node is None:
-        raise CardValidationError(
-            [Finding(file, start - 1, "", "expected front-matter fields, found an empty block")]
-        )
-    if not isinstance(node, yaml.MappingNode):
-        raise CardValidationError(
-            [Finding(file, start + node.start_mark.line, "", "expected front-matter of 'key: value' lines, found a "
-                     + ("list" if isinstance(node, yaml.SequenceNode) else "single value"))]
-        )
+
+
+def _convert(node: yaml.Node, file: str, start: int) -> tuple[Any, dict[tuple, int]]:
     ctx = _Ctx(file, start, {}, [])
     try:
         data = _to_python(node, (), ctx)
@@ -379,7 +373,33 @@ def _parse(text: str, file: str) -> _Parsed:
         raise CardValidationError([Finding(file, start, "", f"unreadable YAML value: {exc}")]) from None
     if ctx.findings:
         raise CardValidationError(ctx.findings)
-    return _Parsed(title, data, ctx.lines, start, body)
+    return data, ctx.lines
+
+
+def load_yaml(text: str, *, file: str = "<yaml>") -> Any:
+    """Plain data from YAML text (a recipe, an option value) under the card parser's bounds:
+    nesting depth, values after alias expansion, no recursive aliases, finite numbers.
+
+    Raises ``CardValidationError`` with the findings.
+    """
+    node = _compose(text, file, 1, "YAML")
+    return None if node is None else _convert(node, file, 1)[0]
+
+
+def _parse(text: str, file: str) -> _Parsed:
+    title, fm_text, start, body = _split(text, file)
+    node = _compose(fm_text, file, start, "front-matter")
+    if node is None:
+        raise CardValidationError(
+            [Finding(file, start - 1, "", "expected front-matter fields, found an empty block")]
+        )
+    if not isinstance(node, yaml.MappingNode):
+        raise CardValidationError(
+            [Finding(file, start + node.start_mark.line, "", "expected front-matter of 'key: value' lines, found a "
+                     + ("list" if isinstance(node, yaml.SequenceNode) else "single value"))]
+        )
+    data, lines = _convert(node, file, start)
+    return _Parsed(title, data, lines, start, body)
 
 
 def _semantic_checks(data: dict, lines: dict, file: str) -> list[Finding]:

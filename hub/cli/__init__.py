@@ -21,6 +21,7 @@ from hub.settings import get_settings
 _COMMAND_MODULES = (
     "hub.cli.cards",  # list, info, validate
     "hub.cli.assets",  # download, verify, cache, publish, rehash
+    "hub.cli.store",  # store gc
     "hub.cli.models",  # predict
     "hub.cli.data",  # make-dataset
     "hub.cli.train",  # train
