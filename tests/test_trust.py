@@ -166,3 +166,12 @@ def test_info_never_says_a_card_shadows_its_own_file(tmp_path, monkeypatch, caps
     plain_card(other, "mine", link="https://example.org/w2.ckpt", sha="0123abce")
     assert main(["info", "mine", "--cards", str(other), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["shadowed"] == [str(reg / "mine.md")]
+
+
+def test_make_dataset_into_a_file_is_refused_in_one_line(tmp_path, capsys):
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert main(["make-dataset", str(target)]) == 9
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: {target} is a file; make-dataset writes a directory there"]
+    assert target.read_text() == "mine"

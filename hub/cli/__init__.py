@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the file system refused (a path, permissions, space): say so plainly
+        if _debug():
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or _one_line(exc)}{where}", file=sys.stderr)
+        return INTERNAL_ERROR
     except Exception as exc:  # noqa: BLE001 - a bug must not look like a verdict (exit 1)
         if _debug():
             raise
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return INTERNAL_ERROR
 
 
-INTERNAL_ERROR = 10  # an unexpected exception: the README's "any other error"
+INTERNAL_ERROR = 10  # an unexpected exception or OS error: the README's "any other error"
 
 
 def _one_line(exc: BaseException) -> str:
