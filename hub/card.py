@@ -255,6 +255,8 @@ def _to_python(node: yaml.Node, path: tuple, ctx: _Ctx, key: str | None = None) 
         ))
     ctx.lines[path] = line
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if len(path) >= MAX_DEPTH:
+            raise _Unbounded(_too_deep(ctx.file, line))
         if id(node) in ctx.active:
             raise _Unbounded(Finding(
                 ctx.file, line, _fmt(path),
@@ -313,12 +315,24 @@ class _Ctx:
     active: set[int] = field(default_factory=set)
 
 
+def _too_deep(file: str, line: int) -> Finding:
+    return Finding(file, line, "", f"expected front-matter nested at most {MAX_DEPTH} levels "
+                   "deep, found deeper nesting; is this really a model card?")
+
+
+# Below this size the composed node graph is small whatever the text holds, and the converter's
+# own depth and value checks suffice; above it the event stream is checked before composing.
+_SHAPE_CHECK_BYTES = 64 << 10
+
+
 def _check_shape(fm_text: str, file: str, start: int) -> None:
     """Refuse front-matter nested deeper than MAX_DEPTH or with more than MAX_NODES nodes.
 
     Runs over libyaml's event stream, which needs no memory beyond the current event, before
     anything is composed; a YAML syntax error is left for ``compose`` to report.
     """
+    if len(fm_text) < _SHAPE_CHECK_BYTES:
+        return
     depth = nodes = 0
     try:
         for event in yaml.parse(fm_text, Loader=_Loader):
@@ -328,11 +342,7 @@ def _check_shape(fm_text: str, file: str, start: int) -> None:
                 nodes += 1
                 depth += 1
                 if depth > MAX_DEPTH:
-                    raise CardValidationError([Finding(
-                        file, start + event.start_mark.line, "",
-                        f"expected front-matter nested at most {MAX_DEPTH} levels deep, found "
-                        "deeper nesting; is this really a model card?",
-                    )])
+                    raise CardValidationError([_too_deep(file, start + event.start_mark.line)])
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
             if nodes > MAX_NODES:
