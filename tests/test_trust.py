@@ -175,3 +175,10 @@ def test_make_dataset_into_a_file_is_refused_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.splitlines() == [f"error: {target} is a file; make-dataset writes a directory there"]
     assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("override", ["optimizer.lr=.nan", "loss.box=.inf", "warmup.epochs=-.inf"])
+def test_recipe_overrides_refuse_nan_and_infinities(override, tmp_path, capsys):
+    code = main(["train", "yolov3_darknet53", "--data", str(tmp_path), "--set", override])
+    err = capsys.readouterr().err
+    assert code == 9 and "expected a finite number" in err and len(err.splitlines()) == 1, err
