@@ -238,7 +238,7 @@ def test_every_cli_command_is_exercised():
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_hostile_arguments_end_in_a_documented_exit_code_without_traceback(
         command, hostile_env, capsys):
-    @settings(max_examples=EXAMPLES.get(command, 60), deadline=None, derandomize=True,
+    @settings(max_examples=EXAMPLES.get(command, 40), deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow,
                                      HealthCheck.function_scoped_fixture])
     @given(COMMANDS[command])
