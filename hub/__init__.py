@@ -30,6 +30,7 @@ _API = {
     "load": "hub.loader",
     "load_weights": "hub.loader",
     "publish": "hub.publishing",
+    "gc_store": "hub.store",
     "rehash": "hub.fetch",
     "predict": "hub.prediction",
     "evaluate": "hub.evaluation",

@@ -14,10 +14,11 @@ any case (``COCO2017``).  Every property the schema types as a string keeps its 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ from hub.errors import CardValidationError, Finding
 from hub.integrity import write_atomic  # noqa: F401 (re-exported: hub.card.write_atomic)
 
 MAX_CARD_BYTES = 1 << 20
+# Bounds on the front-matter, checked while parsing so that no card costs more than milliseconds
+# and a few MB: nesting depth, YAML events (nodes as written) and values after alias expansion.
+MAX_DEPTH = 32
+MAX_NODES = 20_000
 FORMAT = "yolohub/1"
 _FENCE = re.compile(r"^---[ \t]*$")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -62,6 +67,7 @@ class Asset:
     version: str
     claimed: float | None = None
     hardware: str | None = None
+    metric: str | None = None  # what ``claimed`` measures when the card has no eval-protocol
 
     @property
     def weak(self) -> bool:
@@ -224,9 +230,56 @@ def _split(text: str, file: str) -> tuple[str, str, int, str]:
     )
 
 
+class _Unbounded(Exception):
+    """The front-matter exceeds a parsing bound; carries the finding that says which."""
+
+    def __init__(self, finding: Finding):
+        self.finding = finding
+        super().__init__(finding.message)
+
+
 def _to_python(node: yaml.Node, path: tuple, ctx: _Ctx, key: str | None = None) -> Any:
-    """Convert a composed YAML node, recording the (absolute) line of every path."""
-    ctx.lines[path] = node.start_mark.line + ctx.offset
+    """Convert a composed YAML node, recording the (absolute) line of every path.
+
+    Aliases share nodes, so the composed graph can be tiny while its expansion is huge or
+    infinite: ``ctx.budget`` counts values as they are expanded, and a node met again while it is
+    still being converted is a recursive alias.
+    """
+    line = node.start_mark.line + ctx.offset
+    ctx.budget -= 1
+    if ctx.budget < 0:
+        raise _Unbounded(Finding(
+            ctx.file, line, _fmt(path),
+            f"expected at most {MAX_NODES} values, found more once YAML aliases (*name) are "
+            "expanded; write the values out instead of repeating aliases",
+        ))
+    ctx.lines[path] = line
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if len(path) >= MAX_DEPTH:
+            raise _Unbounded(_too_deep(ctx.file, line))
+        if id(node) in ctx.active:
+            raise _Unbounded(Finding(
+                ctx.file, line, _fmt(path),
+                "expected plain values, found a recursive YAML alias (an anchor that contains "
+                "itself); remove the alias",
+            ))
+        ctx.active.add(id(node))
+        try:
+            return _collection_to_python(node, path, ctx, key)
+        finally:
+            ctx.active.discard(id(node))
+    # Scalars: keep the written text where the schema wants a string.
+    if node.tag == _STR_TAG or (key in _schema.string_keys() and node.tag != _NULL_TAG):
+        return node.value
+    value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        ctx.findings.append(Finding(
+            ctx.file, line, _fmt(path), f"expected a finite number, found {node.value!r}"
+        ))
+    return value
+
+
+def _collection_to_python(node: yaml.Node, path: tuple, ctx: _Ctx, key: str | None) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for knode, vnode in node.value:
@@ -249,12 +302,7 @@ def _to_python(node: yaml.Node, path: tuple, ctx: _Ctx, key: str | None = None) 
             out[k] = _to_python(vnode, path + (k,), ctx, key=k)
             ctx.lines[path + (k,)] = line
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_python(n, path + (i,), ctx, key=key) for i, n in enumerate(node.value)]
-    # Scalars: keep the written text where the schema wants a string.
-    if node.tag == _STR_TAG or (key in _schema.string_keys() and node.tag != _NULL_TAG):
-        return node.value
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    return [_to_python(n, path + (i,), ctx, key=key) for i, n in enumerate(node.value)]
 
 
 @dataclass
@@ -263,23 +311,94 @@ class _Ctx:
     offset: int
     lines: dict[tuple, int]
     findings: list[Finding]
+    budget: int = MAX_NODES
+    active: set[int] = field(default_factory=set)
+
+
+def _too_deep(file: str, line: int) -> Finding:
+    return Finding(file, line, "", f"expected front-matter nested at most {MAX_DEPTH} levels "
+                   "deep, found deeper nesting; is this really a model card?")
+
+
+# Below this size the composed node graph is small whatever the text holds, and the converter's
+# own depth and value checks suffice; above it the event stream is checked before composing.
+_SHAPE_CHECK_BYTES = 64 << 10
+
+
+def _check_shape(fm_text: str, file: str, start: int) -> None:
+    """Refuse front-matter nested deeper than MAX_DEPTH or with more than MAX_NODES nodes.
+
+    Runs over libyaml's event stream, which needs no memory beyond the current event, before
+    anything is composed; a YAML syntax error is left for ``compose`` to report.
+    """
+    if len(fm_text) < _SHAPE_CHECK_BYTES:
+        return
+    depth = nodes = 0
+    try:
+        for event in yaml.parse(fm_text, Loader=_Loader):
+            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+                nodes += 1
+            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                nodes += 1
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise CardValidationError([_too_deep(file, start + event.start_mark.line)])
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+            if nodes > MAX_NODES:
+                raise CardValidationError([Finding(
+                    file, start + event.start_mark.line, "",
+                    f"expected front-matter of at most {MAX_NODES} values, found more; is this "
+                    "really a model card?",
+                )])
+    except yaml.YAMLError:
+        return
 
 
 def _fmt(path: tuple) -> str:
-    return ".".join(str(p) for p in path)
+    return _schema._field(path)
 
 
-def _parse(text: str, file: str) -> _Parsed:
-    title, fm_text, start, body = _split(text, file)
+def _compose(text: str, file: str, start: int, what: str) -> yaml.Node | None:
+    """The YAML node graph of ``text`` (lines counted from ``start``), within the shape bounds."""
+    _check_shape(text, file, start)
     try:
-        node = yaml.compose(fm_text, Loader=_Loader)
+        return yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = start + mark.line if mark is not None else start
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise CardValidationError(
-            [Finding(file, line, "", f"invalid YAML in front-matter: {problem}; check indentation and quoting")]
+            [Finding(file, line, "", f"invalid YAML in {what}: {problem}; check indentation and quoting")]
         ) from None
+
+
+def _convert(node: yaml.Node, file: str, start: int) -> tuple[Any, dict[tuple, int]]:
+    ctx = _Ctx(file, start, {}, [])
+    try:
+        data = _to_python(node, (), ctx)
+    except _Unbounded as exc:
+        raise CardValidationError([exc.finding]) from None
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        raise CardValidationError([Finding(file, start, "", f"unreadable YAML value: {exc}")]) from None
+    if ctx.findings:
+        raise CardValidationError(ctx.findings)
+    return data, ctx.lines
+
+
+def load_yaml(text: str, *, file: str = "<yaml>") -> Any:
+    """Plain data from YAML text (a recipe, an option value) under the card parser's bounds:
+    nesting depth, values after alias expansion, no recursive aliases, finite numbers.
+
+    Raises ``CardValidationError`` with the findings.
+    """
+    node = _compose(text, file, 1, "YAML")
+    return None if node is None else _convert(node, file, 1)[0]
+
+
+def _parse(text: str, file: str) -> _Parsed:
+    title, fm_text, start, body = _split(text, file)
+    node = _compose(fm_text, file, start, "front-matter")
     if node is None:
         raise CardValidationError(
             [Finding(file, start - 1, "", "expected front-matter fields, found an empty block")]
@@ -289,14 +408,8 @@ def _parse(text: str, file: str) -> _Parsed:
             [Finding(file, start + node.start_mark.line, "", "expected front-matter of 'key: value' lines, found a "
                      + ("list" if isinstance(node, yaml.SequenceNode) else "single value"))]
         )
-    ctx = _Ctx(file, start, {}, [])
-    try:
-        data = _to_python(node, (), ctx)
-    except (yaml.YAMLError, ValueError, OverflowError) as exc:
-        raise CardValidationError([Finding(file, start, "", f"unreadable YAML value: {exc}")]) from None
-    if ctx.findings:
-        raise CardValidationError(ctx.findings)
-    return _Parsed(title, data, ctx.lines, start, body)
+    data, lines = _convert(node, file, start)
+    return _Parsed(title, data, lines, start, body)
 
 
 def _semantic_checks(data: dict, lines: dict, file: str) -> list[Finding]:
@@ -355,20 +468,31 @@ def _strip_link(link: str) -> str:
     return link[1:-1] if link.startswith("<") and link.endswith(">") else link
 
 
-_CLAIM = re.compile(r"([0-9]+(?:\.[0-9]+)?)")
+# MindSpore Hub's free-text claim of a detector: "mAP46.6", "AP50: 61.2", "mAP 45.5%". Anything
+# else ("top1acc76.85 | top5acc93.24", a classifier's) is no detection claim and is not read as one.
+_CLAIM = re.compile(
+    r"\s*m?(AP(?:50|75|[sml])?)\s*[:=]?\s*([0-9]{1,3}(?:\.[0-9]+)?)\s*%?\s*", re.IGNORECASE
+)
+
+
+def free_text_claim(text: str) -> tuple[str, float] | None:
+    """(metric, value) of a free-text ``evaluation:`` that states one detection metric, else None."""
+    m = _CLAIM.fullmatch(text)
+    if m is None or float(m.group(2)) > 100:
+        return None
+    return "AP" + m.group(1)[2:].lower(), float(m.group(2))  # APs/APm/APl as the schema says
 
 
 def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
     d = parsed.data
     version = str(d.get("model-version", "1"))
-    free_claim = None
-    if isinstance(d.get("evaluation"), str) and (m := _CLAIM.search(d["evaluation"])):
-        free_claim = float(m.group(1))
+    free = free_text_claim(d["evaluation"]) if isinstance(d.get("evaluation"), str) else None
     assets = []
     for i, a in enumerate(d["asset"]):
         claimed = a.get("claimed")
-        if claimed is None and i == 0:
-            claimed = free_claim
+        metric = None
+        if claimed is None and i == 0 and free is not None:
+            metric, claimed = free
         assets.append(
             Asset(
                 file_format=a["file-format"],
@@ -378,6 +502,7 @@ def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
                 version=str(a.get("version", version)),
                 claimed=float(claimed) if claimed is not None else None,
                 hardware=a.get("hardware"),
+                metric=metric,
             )
         )
     arch = None

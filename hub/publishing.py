@@ -39,8 +39,8 @@ from hub.integrity import CHUNK_SIZE, write_atomic
 
 log = logging.getLogger(__name__)
 
-_IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}$")
+_IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # used with fullmatch
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}")
 _ARCH_ARGS = ("num_classes", "img_size", "depth_multiple", "width_multiple")
 _FORMATS = ("ckpt", "mindir", "air", "onnx", "om")
 
@@ -74,20 +74,27 @@ def publish(
     claimed: float | None = None,
     recipe: Mapping[str, Any] | None = None,
     summary: str | None = None,
+    author: str | None = None,
+    license: str | None = None,  # noqa: A002 - the card field's name
     force: bool = False,
     check_load: bool = True,
 ) -> PublishResult:
     """Copy ``checkpoint`` into ``store`` and write a card for it into ``registry``.
 
-    Refuses (``PublishConflictError``) when ``registry`` already has ``name@version`` unless
-    ``force``.  With ``check_load`` the checkpoint must load strictly into ``arch`` built with
-    ``arch_args`` (skipped with a warning only while ``yolomodels.checkpoint`` does not exist).
+    The store is append-only: a file once written there is never deleted or overwritten (the
+    same bytes published again reuse their file; ``gc_store`` removes files no card references).
+    Refuses (``PublishConflictError``) when ``registry`` already has ``name@version`` (a card
+    file there that does not validate counts) unless ``force``, which replaces only that card.
+    With ``check_load`` the checkpoint must load strictly into ``arch`` built with ``arch_args``
+    (skipped with a warning only while ``yolomodels.checkpoint`` does not exist).
     """
     src = Path(checkpoint)
     registry = Path(registry)
     store = Path(store)
     version = str(version)
     _check_identity(src, name, version, arch)
+    people = _people(author=author, license=license)
+    _check_claim(claimed)
     file_format = src.suffix.lstrip(".").lower() or "ckpt"
     if file_format not in _FORMATS:
         raise PublishError(
@@ -108,27 +115,32 @@ def publish(
         existing = _existing(registry, name, version)
         card_path = registry / name / f"{version}.md"
         if existing is not None:
+            path, valid = existing
             if not force:
+                what = "already publishes" if valid else "already exists for"
+                fix = "" if valid else f" (it does not validate: `yolohub validate {path}`)"
                 raise PublishConflictError(
-                    f"{existing} already publishes {name}@{version}; choose another --version, "
-                    "or pass --force (force=True) to replace it"
+                    f"{path} {what} {name}@{version}{fix}; choose another --version, or pass "
+                    "--force (force=True) to replace that card"
                 )
-            if len(_existing_assets(existing)) > 1:
+            if valid and len(load_card(path).assets) > 1:
                 raise PublishConflictError(
-                    f"{existing} holds {name}@{version} together with other versions; --force "
+                    f"{path} holds {name}@{version} together with other versions; --force "
                     "only replaces single-version cards, so edit that card by hand"
                 )
-            card_path = existing
+            card_path = path
         rel_dir = Path(name) / version
-        tmp, sha, size = _copy_hashing(src, store / rel_dir, file_format)
+        made = _missing_dirs(store, rel_dir)
+        tmp = None
         try:
-            asset_rel = rel_dir / f"{name}-{version}-{sha[:8]}.{file_format}"
+            tmp, sha, size = _copy_hashing(src, store / rel_dir, file_format)
+            asset_rel = _asset_name(store, rel_dir, name, version, sha, file_format)
             asset_path = store / asset_rel
             url = _link(asset_rel, asset_path, base_url)
             front = _front_matter(
                 name=name, version=version, arch=arch, args=args, names=names,
                 protocol=protocol, sha=sha, size=size, url=url, file_format=file_format,
-                claimed=claimed, recipe=recipe, summary=summary,
+                claimed=claimed, recipe=recipe, summary=summary, people=people,
             )
             text = render_card(front, _body(name, version, arch, args, sha, size, src.name),
                                title=f"# {name}")
@@ -137,34 +149,104 @@ def publish(
             except CardValidationError as exc:
                 raise PublishError(f"the card for {name}@{version} would not validate: {exc}") from exc
             report = _check_load(tmp, arch, args) if check_load else None
-            for old in (store / rel_dir).glob(f"{name}-{version}-*.{file_format}"):
-                if old != asset_path:  # an earlier --force'd file of this name@version
-                    old.unlink()
-            os.replace(tmp, asset_path)
+            # the store lock keeps `yolohub store gc` from seeing the file before its card
+            with FileLock(str(store / STORE_LOCK)):
+                _place(tmp, asset_path, sha)
+                card_path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(card_path, text)
         except BaseException:
-            tmp.unlink(missing_ok=True)
-            for d in (store / rel_dir, store / name):  # leave no empty directories behind
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+            for d in reversed(made):  # only directories this call created, and only if empty
                 try:
                     d.rmdir()
                 except OSError:
                     break
             raise
-        card_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(card_path, text)
     card = load_card(card_path)
     log.debug("published %s@%s: %s -> %s (sha256 %s, %d bytes)", name, version, card_path, url,
              sha, size)
     return PublishResult(card_path, asset_path, sha, size, url, card, report, existing is not None)
 
 
-def _existing_assets(path: Path) -> tuple:
+STORE_LOCK = ".yolohub-store.lock"
+
+
+def _missing_dirs(store: Path, rel_dir: Path) -> list[Path]:
+    """The directories of ``store / rel_dir`` that do not exist yet, outermost first."""
+    out, d = [], store / rel_dir
+    while d != store and not d.exists():
+        out.append(d)
+        d = d.parent
+    return out[::-1]
+
+
+def _asset_name(store: Path, rel_dir: Path, name: str, version: str, sha: str, ext: str) -> Path:
+    """The store path for these bytes: ``<name>-<version>-<sha8>.<ext>``, or the full sha256
+    when another file already holds the 8-digit name (never a name that holds other bytes)."""
+    from hub.integrity import sha256_file
+
+    for digits in (8, 64):
+        rel = rel_dir / f"{name}-{version}-{sha[:digits]}.{ext}"
+        path = store / rel
+        if not path.exists() or (path.is_file() and sha256_file(path) == sha):
+            return rel
+    raise PublishError(f"{store / rel_dir} holds other files under the names of sha256 {sha}; "
+                       "the store looks tampered with, choose another --store")
+
+
+def _place(tmp: Path, target: Path, sha: str) -> None:
+    """Move ``tmp`` to ``target`` without ever replacing a file already there.
+
+    A hard link fails if ``target`` exists, so a concurrent publisher's file (or an earlier
+    publish of the same bytes) survives; identical bytes are simply reused.
+    """
+    from hub.integrity import sha256_file
+
     try:
-        return load_card(path).assets
-    except CardValidationError:
-        return ()
+        os.link(tmp, target)
+    except FileExistsError:
+        if sha256_file(target) != sha:
+            raise PublishError(f"{target} appeared meanwhile with other bytes; publish again") from None
+    except OSError:  # a file system without hard links
+        if target.exists():
+            if sha256_file(target) != sha:
+                raise PublishError(f"{target} appeared meanwhile with other bytes; publish "
+                                   "again") from None
+        else:
+            os.replace(tmp, target)
+    tmp.unlink(missing_ok=True)
 
 
 # --- checks ------------------------------------------------------------------------------------
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _check_claim(claimed) -> None:
+    import math
+
+    if claimed is None:
+        return
+    try:
+        value = float(claimed)
+    except (TypeError, ValueError):
+        raise PublishError(f"claimed must be a number in [0, 100], found {claimed!r}") from None
+    if not math.isfinite(value) or not 0 <= value <= 100:
+        raise PublishError(f"claimed must be a finite number in [0, 100] (percent), found {claimed}")
+
+
+def _people(*, author: str | None, license: str | None) -> dict[str, str]:  # noqa: A002
+    """The card's ``author`` / ``license`` fields: one line of text each, only when given."""
+    out = {}
+    for key, value in (("author", author), ("license", license)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
+            raise PublishError(f"--{key} {value!r}: expected one line of text")
+        out[key] = value.strip()
+    return out
 
 
 def _check_identity(src: Path, name: str, version: str, arch: str) -> None:
@@ -173,18 +255,23 @@ def _check_identity(src: Path, name: str, version: str, arch: str) -> None:
         raise PublishError(f"checkpoint {src} {what}; pass the path of a checkpoint file")
     if src.stat().st_size == 0:
         raise PublishError(f"checkpoint {src} is empty (0 bytes); nothing to publish")
-    if not isinstance(name, str) or not _IDENT.match(name):
+    if not _safe(_IDENT, name):
         raise PublishError(
             f"model name {name!r} is not usable: expected letters, digits, '_', '.' or '-' "
-            "(starting with a letter or digit, at most 128 characters)"
+            "(starting with a letter or digit, no '..', at most 128 characters)"
         )
-    if not _VERSION.match(version):
+    if not _safe(_VERSION, version):
         raise PublishError(
             f"version {version!r} is not usable: expected something like 1.0, 2.5 or 910v2 "
-            "(letters, digits, '_', '.', '+', '-')"
+            "(letters, digits, '_', '.', '+', '-'; no '..')"
         )
-    if not isinstance(arch, str) or not _IDENT.match(arch):
+    if not _safe(_IDENT, arch):
         raise PublishError(f"architecture {arch!r} is not a registered architecture name")
+
+
+def _safe(pattern: re.Pattern, text) -> bool:
+    """``text`` is wholly made of the pattern's safe characters (no final newline) and no '..'."""
+    return isinstance(text, str) and pattern.fullmatch(text) is not None and ".." not in text
 
 
 def _arch_spec(arch: str):
@@ -251,19 +338,23 @@ def _class_names(class_names, num_classes: int | None):
 
 
 def _protocol(protocol, names, args) -> dict[str, Any]:
-    """The card's eval-protocol (dashed keys), from a mapping or an EvalProtocol dataclass."""
+    """The card's eval-protocol (dashed keys), from a mapping or an EvalProtocol dataclass.
+
+    Fields not given come from the network: its image size, COCO for the 80 COCO classes.
+    """
+    defaults = {
+        "dataset": "coco2017" if names == "coco80" else "unspecified",
+        "split": "val2017" if names == "coco80" else "val",
+        "metric": "AP",
+        "img-size": int(args.get("img_size", 640)),
+    }
     if protocol is None:
-        return {
-            "dataset": "coco2017" if names == "coco80" else "unspecified",
-            "split": "val2017" if names == "coco80" else "val",
-            "metric": "AP",
-            "img-size": int(args.get("img_size", 640)),
-        }
+        return defaults
     if is_dataclass(protocol):
         protocol = asdict(protocol)
     if not isinstance(protocol, Mapping):
         raise PublishError(f"eval_protocol must be a mapping, found {type(protocol).__name__}")
-    return {str(k).replace("_", "-"): v for k, v in protocol.items()}
+    return {**defaults, **{str(k).replace("_", "-"): v for k, v in protocol.items()}}
 
 
 def _check_base_url(base_url: str) -> None:
@@ -281,17 +372,26 @@ def _link(rel: Path, path: Path, base_url: str | None) -> str:
     return base_url.rstrip("/") + "/" + quote(rel.as_posix())
 
 
-def _existing(registry: Path, name: str, version: str) -> Path | None:
-    """The card file in ``registry`` that already defines ``name@version``, if any."""
+def _existing(registry: Path, name: str, version: str) -> tuple[Path, bool] | None:
+    """(card file, valid?) already holding ``name@version`` in ``registry``, if any.
+
+    ``<registry>/<name>/<version>.md`` counts whatever it holds: a card there that does not
+    validate is still someone's file.
+    """
     from hub.registry import card_files
 
+    canonical = registry / name / f"{version}.md"
     for path in card_files(registry):
         try:
             card = load_card(path)
-        except CardValidationError:
+        except Exception:  # noqa: BLE001 - an unreadable card is no reason to fail here
+            if path == canonical:
+                return path, False
             continue
         if card.name == name and any(a.version == version for a in card.assets):
-            return path
+            return path, True
+    if os.path.lexists(canonical):
+        return canonical, False
     return None
 
 
@@ -337,7 +437,7 @@ def _mindspore_version() -> str | None:
 
 
 def _front_matter(*, name, version, arch, args, names, protocol, sha, size, url, file_format,
-                  claimed, recipe, summary) -> dict[str, Any]:
+                  claimed, recipe, summary, people) -> dict[str, Any]:
     from hub import __version__
 
     spec = _arch_spec(arch)
@@ -361,7 +461,7 @@ def _front_matter(*, name, version, arch, args, names, protocol, sha, size, url,
         "fine-tunable": True,
         "model-version": version,
         "train-dataset": protocol.get("dataset", "unspecified"),
-        "author": os.environ.get("USER") or "unknown",
+        **({"author": people["author"]} if "author" in people else {}),
         "update-time": _dt.date.today().isoformat(),
         "used-for": "inference",
     }
@@ -371,6 +471,7 @@ def _front_matter(*, name, version, arch, args, names, protocol, sha, size, url,
     fm.update(
         {
             "asset": [asset],
+            **({"license": people["license"]} if "license" in people else {}),
             "summary": summary or f"{arch} checkpoint published with yolohub {__version__}.",
             "architecture": architecture,
             "class-names": names,

@@ -24,7 +24,13 @@ from pathlib import Path
 
 from hub._paths import builtin_cards_dir
 from hub.card import Card, Release, load_card
-from hub.errors import AmbiguousNameError, CardNotFoundError, CardValidationError, InputDataError
+from hub.errors import (
+    AmbiguousNameError,
+    CardNotFoundError,
+    CardValidationError,
+    Finding,
+    InputDataError,
+)
 from hub.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -40,7 +46,9 @@ class Source:
 def sources(cards_dirs: Iterable[str | os.PathLike] = ()) -> list[Source]:
     """The card directories in precedence order; unknown directories are an error."""
     out: list[Source] = []
-    for kind, dirs in (("cli", cards_dirs), ("env", get_settings().cards_path)):
+    seen: set[Path] = set()
+    for kind, dirs in (("cli", cards_dirs), ("env", get_settings().cards_path),
+                       ("builtin", [builtin_cards_dir()])):
         for d in dirs:
             d = Path(d).expanduser()
             if not d.is_dir():
@@ -49,8 +57,11 @@ def sources(cards_dirs: Iterable[str | os.PathLike] = ()) -> list[Source]:
                     f"card directory {str(d)!r} (from {origin}) does not exist or is not a "
                     "directory; create it or fix the path"
                 )
+            real = d.resolve()
+            if real in seen:  # the same directory named twice holds no second copy of its cards
+                continue
+            seen.add(real)
             out.append(Source(d, kind, len(out)))
-    out.append(Source(builtin_cards_dir(), "builtin", len(out)))
     return out
 
 
@@ -74,9 +85,9 @@ class Registry:
             for path in card_files(src.directory):
                 try:
                     card = load_card(path, source=src.kind)
-                except CardValidationError as exc:
-                    broken.append(exc)
-                    log.warning("skipping invalid card %s (run 'yolohub validate %s')", path, path)
+                except Exception as exc:  # noqa: BLE001 - one bad card must not hide the others
+                    broken.append(as_card_error(path, exc))
+                    _report_broken(path, broken[-1])
                     continue
                 releases.extend((src, Release(card, a)) for a in card.assets)
         return cls(tuple(releases), tuple(broken))
@@ -92,7 +103,9 @@ class Registry:
         return list(seen.values())
 
     def shadowed(self, release: Release) -> list[Release]:
-        return [r for _, r in self.releases if r.id == release.id and r is not release]
+        """Other cards defining the same name@version (never the release's own card file)."""
+        return [r for _, r in self.releases
+                if r.id == release.id and r.card.path != release.card.path]
 
     def versions(self, name: str) -> list[Release]:
         return [r for r in self.visible() if r.card.name == name]
@@ -148,6 +161,32 @@ class Registry:
         )
 
 
+def as_card_error(path: Path, exc: Exception) -> CardValidationError:
+    """``exc`` as the finding of a card that cannot be used (an unexpected error included)."""
+    if isinstance(exc, CardValidationError):
+        return exc
+    detail = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
+    return CardValidationError([Finding(str(path), None, "", f"cannot be read ({detail})")])
+
+
+_reported: set[tuple[str, int]] = set()
+
+
+def _report_broken(path: Path, exc: CardValidationError) -> None:
+    """Warn about a skipped card once per process (and again only when the file changes)."""
+    try:
+        key = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        key = (str(path), 0)
+    if key in _reported:
+        return
+    _reported.add(key)
+    first = exc.findings[0].message if exc.findings else "unreadable"
+    more = f" (+{len(exc.findings) - 1} more)" if len(exc.findings) > 1 else ""
+    log.warning("skipping invalid card %s: %s%s; run 'yolohub validate %s'",
+                path, first, more, path)
+
+
 def version_key(version: str) -> tuple:
     """Natural ordering for versions: 2.10 > 2.9, 910v2 > 910."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.findall(r"\d+|[A-Za-z]+", version))
@@ -190,6 +229,7 @@ class ModelInfo:
     class_count: int | None
     shadowed: tuple[str, ...]
     summary_text: str | None
+    evaluation: str | None = None  # MindSpore Hub's free-text claim, as written
 
 
 def _summary(reg: Registry, rel: Release, defaults: set[str]) -> ModelSummary:
@@ -203,7 +243,8 @@ def _summary(reg: Registry, rel: Release, defaults: set[str]) -> ModelSummary:
         version=asset.version,
         default=rel.id in defaults,
         dataset=card.dataset,
-        metric=proto.metric if proto else ("AP" if asset.claimed is not None else None),
+        metric=proto.metric if proto else (
+            (asset.metric or "AP") if asset.claimed is not None else None),
         claimed=asset.claimed,
         size=asset.size,
         cached=is_cached(asset),
@@ -265,4 +306,5 @@ def info(name: str, *, cards_dirs: Sequence = ()) -> ModelInfo:
         class_count=len(card.class_names) if card.class_names else None,
         shadowed=tuple(str(r.card.path) for r in reg.shadowed(rel)),
         summary_text=card.front_matter.get("summary"),
+        evaluation=card.front_matter.get("evaluation"),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -25,10 +26,39 @@ def schema() -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _validator():
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, ValidationError
+    from jsonschema.validators import extend
+
+    def pattern(validator, patrn, instance, _schema):
+        if validator.is_type(instance, "string") and not _ecma_regex(patrn).search(instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
     Draft202012Validator.check_schema(schema())
-    return Draft202012Validator(_inline_refs(schema()))
+    return extend(Draft202012Validator, {"pattern": pattern})(_inline_refs(schema()))
+
+
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern:
+    r"""``pattern`` (ECMA-262, as JSON Schema says) compiled with ECMA's meaning of ``$``.
+
+    In ECMA-262 ``$`` is the end of the input; Python's ``$`` also matches before a final
+    newline, which would let ``"abc\n"`` pass ``^[a-z]+$``.  Every ``$`` outside a character
+    class becomes ``\Z``.
+    """
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if ch == "[" and not in_class:
+            in_class = True
+        elif ch == "]" and in_class:
+            in_class = False
+        out.append("\\Z" if ch == "$" and not in_class else ch)
+        i += 1
+    return re.compile("".join(out))
 
 
 def _inline_refs(root: dict) -> dict:

@@ -378,7 +378,7 @@ class _Job:
                     return self._finish(url, actual, n)
                 except (ChecksumMismatchError, DownloadError, UnsafeURLError,
                         OfflineModeError) as exc:
-                    log.warning("%s: %s", self.label, exc)
+                    log.debug("%s: %s", self.label, exc)  # the combined error says it once
                     failures.append((url, exc))
         finally:
             transport.close()

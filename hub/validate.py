@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.card import load_card
-from hub.errors import CardValidationError, Finding, InputDataError
-from hub.registry import card_files
+from hub.errors import Finding, InputDataError
+from hub.registry import as_card_error, card_files
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def validate_paths(paths: Iterable[str | os.PathLike]) -> list[CardVerdict]:
     for path in expand(paths):
         try:
             card = load_card(path)
-        except CardValidationError as exc:
-            verdicts.append(CardVerdict(str(path), False, None, exc.findings))
+        except Exception as exc:  # noqa: BLE001 - every file gets a verdict, whatever it holds
+            verdicts.append(CardVerdict(str(path), False, None, as_card_error(path, exc).findings))
         else:
             verdicts.append(CardVerdict(str(path), True, card.name, ()))
     return verdicts

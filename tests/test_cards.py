@@ -227,3 +227,105 @@ def test_parser_raises_only_validation_errors(text):
         parse_card(text)
     except CardValidationError as exc:
         assert exc.findings and all(f.message for f in exc.findings)
+
+
+# --- bounded parsing: aliases, nesting, non-finite numbers, whole-string patterns ---------------
+
+BOMB = "\n".join(
+    [GOOD.split("---\nbody")[0] + "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    + [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+) + "\n---\nbody\n"  # ~600 bytes that expand to 10**9 values
+
+
+@pytest.mark.timeout(30)
+def test_alias_expansion_bomb_is_a_card_error_with_bounded_memory():
+    import tracemalloc
+
+    assert len(BOMB) < 1000
+    tracemalloc.start()
+    try:
+        found = findings_of(BOMB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert any("expected at most 20000 values" in f and "aliases" in f for f in found), found
+    assert peak < 50 << 20, f"parsing a {len(BOMB)}-byte card peaked at {peak >> 20} MiB"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        ("tags: &r [*r]", "c.md:7: tags[0]: expected plain values, found a recursive YAML alias"),
+        ("recipe: &r {optimizer: *r}", "recursive YAML alias"),
+        ("tags:" + "".join("\n" + "  " * i + "-" for i in range(1, 300)),
+         "expected front-matter nested at most 32 levels deep"),
+        ("tags: " + "[" * 300 + "]" * 300, "expected front-matter nested at most 32 levels deep"),
+        ("tags: [" + ", ".join(["x"] * 30000) + "]", "expected front-matter of at most 20000"),
+    ],
+    ids=["recursive-sequence", "recursive-mapping", "deep-block", "deep-flow", "too-many-values"],
+)
+def test_pathological_yaml_is_a_card_error(extra, expected):
+    found = findings_of(GOOD.replace("---\nbody", extra + "\n---\nbody"))
+    assert any(expected in f for f in found), found
+
+
+YOLOHUB_CARD = (builtin_cards_dir() / "yolov3_darknet53.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ("    claimed: 46.6", "    claimed: .nan", "asset[0].claimed"),
+        ("    claimed: 46.6", "    claimed: .inf", "asset[0].claimed"),
+        ("  tolerance: 0.3", "  tolerance: .inf", "eval-protocol.tolerance"),
+        ("  conf-threshold: 0.001", "  conf-threshold: .NaN", "eval-protocol.conf-threshold"),
+        ("  iou-threshold: 0.65", "  iou-threshold: -.inf", "eval-protocol.iou-threshold"),
+        ("  tolerance: 0.3", "  tolerance: 1.0e+999", "eval-protocol.tolerance"),
+    ],
+)
+def test_nan_and_infinities_are_refused_where_numbers_are_expected(old, new, field):
+    assert old in YOLOHUB_CARD
+    found = findings_of(YOLOHUB_CARD.replace(old, new, 1))
+    assert any(f": {field}: expected a finite number, found" in f for f in found), found
+
+
+@pytest.mark.parametrize(
+    "old, new, field",
+    [
+        ("model-name: demo", 'model-name: "demo\\n"', "model-name"),
+        ("model-name: demo", 'model-name: demo\nmodel-version: "1.0\\n"', "model-version"),
+        ("asset-sha256: 0123abcd", 'asset-sha256: "0123abcd\\n"', "asset[0].asset-sha256"),
+        ("asset-link: https://example.org/demo.ckpt",
+         'asset-link: "https://example.org/demo.ckpt\\n"', "asset[0].asset-link"),
+        ("model-name: demo", 'model-name: demo\ntrain-dataset: "coco\\n"', "train-dataset"),
+    ],
+)
+def test_patterns_match_whole_strings_not_up_to_a_final_newline(old, new, field):
+    found = findings_of(_with(old, new))
+    assert any(f": {field}: expected " in f for f in found), found
+
+
+nested_yaml = st.recursive(
+    st.sampled_from(["x", "1", ".nan", "*a", "*b", "&a x", "~", "'q'"]),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda xs: "[" + ", ".join(xs) + "]"),
+        st.lists(inner, max_size=4).map(lambda xs: "&b [" + ", ".join(xs) + "]"),
+        st.lists(st.tuples(st.sampled_from(["k", "tags", "*a"]), inner), max_size=3).map(
+            lambda kv: "{" + ", ".join(f"{k}: {v}" for k, v in kv) + "}"
+        ),
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["tags", "a", "b", "recipe", "asset"]), nested_yaml),
+                max_size=4))
+def test_anchors_aliases_and_nesting_raise_only_validation_errors(fields):
+    """Anchors, aliases (recursive ones too) and nesting end in a card or a CardValidationError."""
+    text = GOOD.replace("---\nbody", "".join(f"{k}: {v}\n" for k, v in fields) + "---\nbody")
+    try:
+        parse_card(text)
+    except CardValidationError as exc:
+        assert exc.findings and all(f.message for f in exc.findings)

@@ -18,8 +18,8 @@ MSHUB = Path(__file__).parent / "data" / "cards" / "mshub_yolov3_darknet53.md"
 def test_list_table_and_json(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["MODEL", "DATASET", "METRIC", "SIZE", "CACHED", "SOURCE"]
-    assert out[1].split()[:4] == ["*", "yolov3_darknet53@910v2", "coco2017", "AP"]
+    assert out[0].split() == ["MODEL", "DEFAULT", "DATASET", "METRIC", "SIZE", "CACHED", "SOURCE"]
+    assert out[1].split()[:4] == ["yolov3_darknet53@910v2", "yes", "coco2017", "AP"]
     assert len(out) == 6
     assert main(["list", "silu", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -160,3 +160,137 @@ def test_recipe_and_arguments_from_python_objects_become_plain_card_data(tmp_pat
     assert card.recipe == {"epochs": 3, "img-size": 128,
                            "optimizer": {"lr": 0.01, "no-decay": ["bias", "bn"]}}
     assert card.architecture.args["num_classes"] == 3 and card.assets[0].claimed == 41.5
+
+
+# --- the store is append-only; gc is the one explicit clean-up --------------------------------
+
+
+def blob(tmp_path, tag: str, size: int = 4096):
+    path = tmp_path / f"{tag}.ckpt"
+    path.write_bytes(tag.encode() * (size // len(tag)))
+    return path
+
+
+def quick(path, registry, store, **kw):
+    """publish without the strict-load check: these tests are about files, not networks."""
+    kw = {"name": "m", "arch": ARCH, "arch_args": ARGS, "class_names": NAMES, **kw}
+    return hub.publish(path, registry=registry, store=store, check_load=False, **kw)
+
+
+def test_publishing_into_a_second_registry_keeps_the_first_registrys_file(tmp_path):
+    store, reg_a, reg_b = tmp_path / "store", tmp_path / "a", tmp_path / "b"
+    first = quick(blob(tmp_path, "one"), reg_a, store)
+    second = quick(blob(tmp_path, "two"), reg_b, store)  # same name@version, other registry
+    assert second.asset_path != first.asset_path
+    assert first.asset_path.read_bytes() == blob(tmp_path, "one").read_bytes()
+    for reg, r in ((reg_a, first), (reg_b, second)):
+        assert sha256(hub.download("m@1.0", cards_dirs=[reg], offline=True)) == r.sha256
+    again = quick(blob(tmp_path, "one"), tmp_path / "c", store)  # the same bytes reuse the file
+    assert again.asset_path == first.asset_path
+    assert sorted(p.suffix for p in files(store) if not p.name.startswith(".")) == [".ckpt"] * 2
+
+
+def test_force_replaces_only_the_card_never_a_store_file(tmp_path):
+    store, reg, other = tmp_path / "store", tmp_path / "reg", tmp_path / "other"
+    first = quick(blob(tmp_path, "one"), reg, store)
+    shared = quick(blob(tmp_path, "one"), other, store)  # another card uses the same file
+    assert shared.asset_path == first.asset_path
+    forced = quick(blob(tmp_path, "two"), reg, store, force=True)
+    assert forced.replaced and forced.card_path == first.card_path
+    assert load_card(reg / "m" / "1.0.md").assets[0].sha256 == forced.sha256
+    assert first.asset_path.is_file() and forced.asset_path.is_file()
+    assert sha256(hub.download("m@1.0", cards_dirs=[other], offline=True)) == first.sha256
+
+
+def test_an_invalid_card_at_the_target_counts_as_existing(tmp_path):
+    store, reg = tmp_path / "store", tmp_path / "reg"
+    card = reg / "m" / "1.0.md"
+    card.parent.mkdir(parents=True)
+    card.write_text("---\nmodel-name: m\nnotes: hand-written, not valid yet\n---\n")
+    with pytest.raises(PublishConflictError, match="does not validate.*--force"):
+        quick(blob(tmp_path, "one"), reg, store)
+    assert card.read_text().startswith("---\nmodel-name: m\nnotes") and files(store) == set()
+    r = quick(blob(tmp_path, "one"), reg, store, force=True)
+    assert r.replaced and r.card_path == card and load_card(card).name == "m"
+
+
+def test_a_store_file_with_the_same_short_name_is_never_overwritten(tmp_path):
+    store, src = tmp_path / "store", blob(tmp_path, "one")
+    squatter = store / "m" / "1.0" / f"m-1.0-{sha256(src)[:8]}.ckpt"
+    squatter.parent.mkdir(parents=True)
+    squatter.write_bytes(b"someone else's bytes")
+    r = quick(src, tmp_path / "reg", store)
+    assert r.asset_path.name == f"m-1.0-{r.sha256}.ckpt"
+    assert squatter.read_bytes() == b"someone else's bytes"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"version": "1.0\n"}, {"version": "1.0\x00"}, {"version": "1\t0"}, {"version": "a/b"},
+     {"version": "1..2"}, {"version": ".."}, {"version": "1.0 "}, {"name": "m\n"},
+     {"name": "m..x"}, {"name": "m/x"}, {"name": "m\x1b[31m"}, {"name": "-m"},
+     {"author": "me\nformat: evil"}, {"license": ""}, {"claimed": float("nan")},
+     {"claimed": float("inf")}, {"claimed": 101}],
+    ids=repr,
+)
+def test_unsafe_names_versions_and_values_are_refused(tmp_path, change):
+    with pytest.raises(PublishError):
+        quick(blob(tmp_path, "one"), tmp_path / "reg", tmp_path / "store", **change)
+    assert files(tmp_path / "store") == set() and files(tmp_path / "reg") == set()
+
+
+def test_store_gc_removes_only_unreferenced_published_files(tmp_path, capsys):
+    from hub.cli import main
+
+    store, reg, other = tmp_path / "store", tmp_path / "reg", tmp_path / "other"
+    old = quick(blob(tmp_path, "one"), reg, store)
+    new = quick(blob(tmp_path, "two"), reg, store, force=True)
+    kept_elsewhere = quick(blob(tmp_path, "three"), other, store, version="2.0")
+    foreign = store / "README.md"
+    foreign.write_text("not ours")
+    before = files(store)
+
+    dry = hub.gc_store(store, registries=[reg, other], dry_run=True)
+    assert dry.removed == (old.asset_path,) and dry.kept == 2 and files(store) == before
+    # without the other registry, its file would look unreferenced: naming registries matters
+    assert kept_elsewhere.asset_path in hub.gc_store(store, registries=[reg], dry_run=True).removed
+
+    assert main(["store", "gc", str(store), "--registry", str(reg), "--registry", str(other)]) == 0
+    out = capsys.readouterr().out
+    assert f"removed  {old.asset_path}" in out and "1 file(s) removed" in out
+    assert files(store) == before - {old.asset_path.relative_to(store)}
+    assert new.asset_path.is_file() and kept_elsewhere.asset_path.is_file() and foreign.is_file()
+    assert sha256(hub.download("m@1.0", cards_dirs=[reg], offline=True)) == new.sha256
+
+    (reg / "broken.md").write_text("---\nmodel-name: [\n---\n")
+    assert main(["store", "gc", str(store), "--registry", str(reg), "--registry", str(other)]) == 8
+    assert "invalid card(s)" in capsys.readouterr().err and files(store) == before - {
+        old.asset_path.relative_to(store)}
+
+
+def test_publish_cli_keeps_the_img_size_with_protocol_flags_and_writes_author_license(
+        tmp_path, capsys):
+    from hub.cli import main
+
+    reg = tmp_path / "reg"
+    base = ["publish", str(blob(tmp_path, "one")), "--name", "small", "--arch", ARCH,
+            "--registry", str(reg), "--store", str(tmp_path / "store"), "--no-check-load",
+            "--num-classes", "3", "--class-names", "a,b,c", "--img-size", "96"]
+    assert main([*base, "--protocol", "dataset=shapes", "--protocol", "metric=AP50"]) == 0
+    card = load_card(reg / "small" / "1.0.md")
+    assert card.eval_protocol.img_size == 96 and card.architecture.args["img_size"] == 96
+    assert (card.eval_protocol.dataset, card.eval_protocol.metric) == ("shapes", "AP50")
+    assert "author" not in card.front_matter and "unknown" not in (reg / "small" / "1.0.md").read_text()
+
+    assert main([*base, "--version", "1.1", "--author", "Shapes Team", "--license", "Apache-2.0"]) == 0
+    card = load_card(reg / "small" / "1.1.md")
+    assert (card.front_matter["author"], card.front_matter["license"]) == ("Shapes Team", "Apache-2.0")
+    capsys.readouterr()
+    assert main([*base, "--version", "1.2", "--protocol", "tolerance=.nan"]) == 9
+    assert main([*base, "--version", "1.2", "--protocol", "x=&a [*a]"]) == 9
+    assert main([*base, "--version", "1.2", "--protocol", "x=["]) == 9
+    bad = tmp_path / "recipe.yaml"
+    bad.write_bytes(b"epochs: \xff\n")
+    assert main([*base, "--version", "1.2", "--recipe", str(bad)]) == 9
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "expected UTF-8" in err

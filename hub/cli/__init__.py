@@ -21,6 +21,7 @@ from hub.settings import get_settings
 _COMMAND_MODULES = (
     "hub.cli.cards",  # list, info, validate
     "hub.cli.assets",  # download, verify, cache, publish, rehash
+    "hub.cli.store",  # store gc
     "hub.cli.models",  # predict
     "hub.cli.data",  # make-dataset
     "hub.cli.train",  # train
@@ -67,6 +68,28 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:  # the file system refused (a path, permissions, space): say so plainly
+        if _debug():
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or _one_line(exc)}{where}", file=sys.stderr)
+        return INTERNAL_ERROR
+    except Exception as exc:  # noqa: BLE001 - a bug must not look like a verdict (exit 1)
+        if _debug():
+            raise
+        print(f"internal error: {_one_line(exc)}; YOLOHUB_DEBUG=1 shows the traceback",
+              file=sys.stderr)
+        return INTERNAL_ERROR
+
+
+INTERNAL_ERROR = 10  # an unexpected exception or OS error: the README's "any other error"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _debug() -> bool:

@@ -76,7 +76,8 @@ def register(sub) -> None:
         "(a directory any static HTTP server can serve) and write a schema-valid card into the "
         "registry directory. --base-url is the URL the store is served at; without it the card "
         "links to the file with a file:// URL. An existing NAME@VERSION is never overwritten "
-        "without --force.",
+        "without --force. The store is append-only: publish never deletes or replaces a file "
+        "in it.",
     )
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
     p.add_argument("--name", required=True, help="model name of the new card")
@@ -100,7 +101,11 @@ def register(sub) -> None:
     p.add_argument("--claimed", type=float, help="metric value this checkpoint scored")
     p.add_argument("--recipe", type=Path, metavar="FILE", help="YAML/JSON training recipe to embed")
     p.add_argument("--summary", help="one-line description for the card")
-    p.add_argument("--force", action="store_true", help="replace an existing NAME@VERSION")
+    p.add_argument("--author", help="the card's author (a person or team)")
+    p.add_argument("--license", help="the checkpoint's license, e.g. Apache-2.0")
+    p.add_argument("--force", action="store_true",
+                   help="replace the registry's card of NAME@VERSION (store files are never "
+                   "replaced; `yolohub store gc` removes unreferenced ones)")
     p.add_argument("--no-check-load", dest="check_load", action="store_false",
                    help="skip the strict-load check (not recommended)")
     add_json_option(p)
@@ -260,19 +265,42 @@ def cmd_cache_prune(args: argparse.Namespace) -> int:
 # --- publish -----------------------------------------------------------------------------------
 
 
+def _read_small_text(option: str, path: Path) -> str:
+    from hub.card import MAX_CARD_BYTES
+
+    try:
+        if path.stat().st_size > MAX_CARD_BYTES:
+            raise InputDataError(f"{option} {path}: expected at most {MAX_CARD_BYTES} bytes, "
+                                 f"found {path.stat().st_size}")
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputDataError(f"{option} {path}: cannot read it: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise InputDataError(f"{option} {path}: expected UTF-8 text") from None
+
+
 def _class_names(value: str | None):
     if value is None or value == "coco80":
         return value
     path = Path(value)
     if path.is_file():
-        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-        return [n for n in names if n]
+        text = _read_small_text("--class-names", path)
+        return [n for n in (line.strip() for line in text.splitlines()) if n]
     return [n.strip() for n in value.split(",")]
 
 
-def _protocol(items: list[str]) -> dict | None:
-    import yaml
+def _yaml_value(option: str, text: str, file: str):
+    from hub.card import load_yaml
+    from hub.errors import CardValidationError
 
+    try:
+        return load_yaml(text, file=file)
+    except CardValidationError as exc:
+        problem = exc.findings[0].message if exc.findings else "unreadable"
+        raise InputDataError(f"{option}: {problem}") from None
+
+
+def _protocol(items: list[str]) -> dict | None:
     if not items:
         return None
     out = {}
@@ -280,19 +308,15 @@ def _protocol(items: list[str]) -> dict | None:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InputDataError(f"--protocol {item!r}: expected KEY=VALUE, e.g. metric=AP")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else value
+        out[key.strip()] = (_yaml_value(f"--protocol {item!r}", value, "--protocol")
+                            if value.strip() else value)
     return out
 
 
 def _recipe(path: Path | None) -> dict | None:
-    import yaml
-
     if path is None:
         return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputDataError(f"--recipe {path}: cannot read it as YAML/JSON: {exc}") from None
+    data = _yaml_value(f"--recipe {path}", _read_small_text("--recipe", path), str(path))
     if not isinstance(data, dict):
         raise InputDataError(f"--recipe {path}: expected a mapping of settings")
     return json.loads(json.dumps(data, default=str))
@@ -313,7 +337,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         store=args.store, version=args.version, base_url=args.base_url, arch_args=arch_args,
         class_names=_class_names(args.class_names), eval_protocol=_protocol(args.protocol),
         claimed=args.claimed, recipe=_recipe(args.recipe), summary=args.summary,
-        force=args.force, check_load=args.check_load,
+        author=args.author, license=args.license, force=args.force, check_load=args.check_load,
     )
     load = r.load_report.describe() if r.load_report is not None else "not checked"
     if args.json:

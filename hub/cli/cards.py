@@ -14,7 +14,8 @@ def register(sub) -> None:
         "list",
         help="list the models of every card source",
         description="List every model@version the registry sees (built-in cards, YOLOHUB_CARDS, "
-        "--cards). A '*' marks the version an unpinned name resolves to.",
+        "--cards), one per line with the id first (`awk '{print $1}'` gives the ids). DEFAULT "
+        "'yes' marks the version an unpinned name resolves to.",
     )
     p.add_argument("pattern", nargs="?", help="shell pattern or substring of the model name")
     add_cards_option(p)
@@ -58,12 +59,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print("no models match" + (f" {args.pattern!r}" if args.pattern else ""))
         return 0
-    table = [("MODEL", "DATASET", "METRIC", "SIZE", "CACHED", "SOURCE")]
+    table = [("MODEL", "DEFAULT", "DATASET", "METRIC", "SIZE", "CACHED", "SOURCE")]
     for r in rows:
-        metric = f"{r.metric} {r.claimed:g}" if r.claimed is not None else (r.metric or "-")
+        metric = (f"{r.metric} {claim_text(r.claimed)}" if r.claimed is not None
+                  else (r.metric or "-"))
         table.append(
             (
-                ("* " if r.default else "  ") + r.id,
+                r.id,
+                "yes" if r.default else "no",
                 r.dataset or "-",
                 metric,
                 _size(r.size),
@@ -73,6 +76,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
     _print_table(table)
     return 0
+
+
+def claim_text(value: float) -> str:
+    """A claimed metric as cards write it: 1.0 stays "1.0" (not "1"), 36.91 stays "36.91"."""
+    text = f"{value:.4f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def _print_table(rows: list[tuple[str, ...]]) -> None:
@@ -102,7 +111,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("architecture", f"{s.architecture} {i.architecture_args}" if s.architecture else "- (not loadable)"),
         ("classes", str(i.class_count) if i.class_count else "-"),
         ("dataset", s.dataset or "-"),
-        ("claimed", f"{s.metric} {s.claimed:g}" if s.claimed is not None else "-"),
+        ("claimed", f"{s.metric} {claim_text(s.claimed)}" if s.claimed is not None else "-"),
+        *([("evaluation", f"{i.evaluation} (free text, no detection claim)")]
+          if i.evaluation and s.claimed is None else []),
         ("protocol", ", ".join(f"{k}={v}" for k, v in (i.eval_protocol or {}).items()) or "-"),
         ("sha256", i.sha256 + hash_note),
         ("size", _size(s.size)),

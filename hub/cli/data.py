@@ -41,6 +41,8 @@ def _make_dataset(args: argparse.Namespace) -> int:
     from yolomodels.data.synthetic import make_dataset
     from yolomodels.errors import DatasetError
 
+    if args.out.exists() and not args.out.is_dir():
+        raise InputDataError(f"{args.out} is a file; make-dataset writes a directory there")
     splits = args.split or ["train2017", "val2017"]
     if len(set(splits)) != len(splits):
         raise InputDataError(f"--split names must be distinct, got {splits}")

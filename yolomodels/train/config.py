@@ -9,6 +9,7 @@ mapping before the check, so overrides get exactly the same validation.
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -165,6 +166,9 @@ def _coerce(value, tp, path: str):
         raise _wrong(path, tp, value)
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise RecipeError(f"recipe.{path}: expected a finite number, found {value!r}; "
+                                  "fix the card's recipe or the --set override")
             return float(value)
         raise _wrong(path, tp, value)
     if tp is str:
