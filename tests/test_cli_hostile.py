@@ -140,6 +140,9 @@ COMMANDS = {
                   options(JSON, ("--partial-age", numbers))),
         st.tuples(st.just(["cache"]), st.lists(words, max_size=1), st.just([])),
     ),
+    # a real run spawns MindSpore twice (kernel check, probe): few examples, mostly bad words
+    "env": st.tuples(st.just(["env"]), st.lists(words, max_size=2),
+                     options(JSON, ("--no-measure", None))),
     "store": st.one_of(
         st.tuples(st.just(["store", "gc"]),
                   st.tuples(st.one_of(st.sampled_from(["@store", "@someone"]), path_or_word),
@@ -208,7 +211,7 @@ COMMANDS = {
                 ("--format", words), ("--overwrite", None), JSON),
     ),
 }
-EXAMPLES = {"predict": 25, "eval": 25, "train": 25, "demo": 10, "make-dataset": 20,
+EXAMPLES = {"predict": 25, "eval": 25, "train": 25, "demo": 10, "make-dataset": 20, "env": 10,
             "publish": 40}
 
 
