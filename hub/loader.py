@@ -143,33 +143,56 @@ def _finish(net, binding: Binding, mode: str, *, release_id: str, report=None):
     net.card_name = binding.card.name
     net.release_id = release_id
     net.load_report = report
-    net.execution_mode = _set_execution_mode(net, mode)
+    net.execution_mode = _set_execution_mode(net, mode, binding=binding)
     return net
 
 
-def _set_execution_mode(net, mode: str) -> str:
+def _set_execution_mode(net, mode: str, *, binding: Binding | None = None) -> str:
     """Run ``net``'s inference as one compiled graph per input shape (``mode="graph"``).
 
     Uses ``mindspore.jit`` on this network only, so the process-wide context (which the trainer
     or other code may rely on) is left alone.  The network's class is swapped for a subclass
     whose ``__call__`` runs the compiled graph in eval mode; ``construct`` itself is untouched
     (MindSpore's parser resolves it).  If compilation fails, the network falls back to PyNative
-    for good, with a warning, and keeps working.  Training mode always runs eagerly.
+    for good, with a warning, and keeps working.  Training mode always runs eagerly.  The first
+    call for each input shape goes through the persistent compile cache
+    (:mod:`hub.compile_cache`) unless ``YOLOHUB_COMPILE_CACHE=0``.
     """
     import mindspore as ms
+
+    from hub import compile_cache
+    from hub.settings import get_settings
 
     if mode == "pynative":
         return "pynative"
     if ms.get_context("mode") == ms.GRAPH_MODE:
         return "graph"  # the whole process already runs graphs
-    compiled = ms.jit(net.construct)
     base = type(net)
+    graphs: dict[tuple, Any] = {}
+
+    def run_compiled(args):
+        # one jit object per input shape: MindSpore fixes a function's cache directory at its
+        # first compilation and numbers the graphs in it by compile order
+        key = tuple((tuple(a.shape), str(a.dtype)) for a in args if hasattr(a, "shape"))
+        compiled = graphs.get(key)
+        if compiled is not None:
+            return compiled(*args)
+        settings = get_settings()
+        if binding is None or len(key) != 1 or not settings.compile_cache:
+            compiled = graphs[key] = ms.jit(net.construct)
+            return compiled(*args)
+        (shape, dtype), = key
+        directory = compile_cache.graph_dir(binding.arch, binding.args, shape, dtype,
+                                            settings=settings)
+        with compile_cache.compiling(directory):
+            compiled = graphs[key] = ms.jit(net.construct)
+            return compiled(*args)
 
     def __call__(self, *args, **kwargs):
         if self.training or kwargs or getattr(self, "execution_mode", "graph") != "graph":
             return base.__call__(self, *args, **kwargs)
         try:
-            return compiled(*args)
+            return run_compiled(args)
         except (RuntimeError, TypeError) as exc:
             self.execution_mode = "pynative"
             text = str(exc).strip()

@@ -16,6 +16,7 @@ variable                          meaning                                 defaul
 ``YOLOHUB_MAX_DOWNLOAD``          byte cap for an asset without a size    8 GiB
 ``YOLOHUB_PROGRESS``              ``auto`` (TTY only), ``1`` or ``0``      ``auto``
 ``YOLOHUB_DEBUG``                 CLI prints tracebacks                   off
+``YOLOHUB_COMPILE_CACHE``         reuse compiled graphs across processes  on
 ================================  ======================================  =========================
 
 Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case).  Anything else is an error,
@@ -49,6 +50,7 @@ class Settings:
     max_download: int = 8 << 30
     progress: str = "auto"
     debug: bool = False
+    compile_cache: bool = True
 
     def with_(self, **changes) -> Settings:
         """A copy with some fields replaced (``None`` values are ignored)."""
@@ -126,4 +128,5 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         max_download=num("YOLOHUB_MAX_DOWNLOAD", 8 << 30, int),
         progress=progress,
         debug=parse_bool("YOLOHUB_DEBUG", env.get("YOLOHUB_DEBUG", "")),
+        compile_cache=parse_bool("YOLOHUB_COMPILE_CACHE", env.get("YOLOHUB_COMPILE_CACHE", "1")),
     )
