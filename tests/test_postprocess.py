@@ -21,35 +21,44 @@ from yolomodels.postprocess import (
 
 
 def reference_nms(pred, *, conf, iou, multi_label, max_det):
-    """Fact sheet §5.2 written plainly: one Python loop per candidate, no offsets, no numpy tricks."""
+    """Fact sheet §5.2 written plainly, one Python loop per candidate, with MindYOLO's numerics:
+    float32 scalars throughout, obj alone as the score of a one-class network, boxes shifted by
+    class * 4096 before IoU, candidates in NumPy's default argsort order of the scores, reversed."""
+    f = np.float32
+    pred = np.asarray(pred, dtype=np.float32)
+    nc = pred.shape[1] - 5
     cands = []
-    for row in pred.tolist():
-        cx, cy, w, h, obj, *cls_scores = row
-        if not obj > conf:
+    for row in pred:
+        cx, cy, w, h, obj = row[:5]
+        if not obj > f(conf):
             continue
-        box = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-        scores = [obj * c for c in cls_scores]
-        if multi_label:
-            pairs = [(s, k) for k, s in enumerate(scores) if s > conf]
+        box = (cx - w / f(2), cy - h / f(2), cx + w / f(2), cy + h / f(2))
+        scores = [obj] if nc == 1 else [obj * c for c in row[5:]]
+        if multi_label and nc > 1:
+            pairs = [(s, k) for k, s in enumerate(scores) if s > f(conf)]
         else:
-            best = max(range(len(scores)), key=lambda k: (scores[k], -k))
-            pairs = [(scores[best], best)] if scores[best] > conf else []
+            best = int(np.argmax(scores))
+            pairs = [(scores[best], best)] if scores[best] > f(conf) else []
         cands += [(box, s, k) for s, k in pairs]
-    cands.sort(key=lambda c: -c[1])  # stable: equal scores keep generation order
+    order = np.argsort(np.array([c[1] for c in cands], dtype=np.float32))[::-1]
     kept = []
-    for box, s, k in cands:
-        if all(other_k != k or _iou(box, other) <= iou for other, _, other_k in kept):
-            kept.append((box, s, k))
-    return np.array([[*b, s, k] for b, s, k in kept[:max_det]], dtype=np.float64).reshape(-1, 6)
+    for idx in order:
+        box, s, k = cands[idx]
+        moved = tuple(v + f(k * 4096) for v in box)
+        if all(_iou(other, moved) <= f(iou) for other, *_ in kept):
+            kept.append((moved, box, s, k))
+    return np.array([[*b, s, k] for _, b, s, k in kept[:max_det]], dtype=np.float32).reshape(-1, 6)
 
 
 def _iou(a, b):
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    """IoU of kept box ``a`` and candidate ``b`` in their own (float32) arithmetic."""
+    zero = a[0] * 0
+    iw = max(zero, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(zero, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
     area_a = (a[2] - a[0]) * (a[3] - a[1])
     area_b = (b[2] - b[0]) * (b[3] - b[1])
-    return inter / (area_a + area_b - inter + 1e-6)
+    return inter / (area_a + area_b - inter + type(zero)(1e-6))
 
 
 @st.composite
@@ -81,7 +90,7 @@ def test_nms_equals_brute_force_reference(pred, conf, iou, multi_label, max_det)
     got = nms(pred, conf=conf, iou=iou, multi_label=multi_label, max_det=max_det)
     want = reference_nms(pred, conf=conf, iou=iou, multi_label=multi_label, max_det=max_det)
     assert got.dtype == np.float32 and got.shape[1] == 6
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    np.testing.assert_array_equal(got, want)
 
 
 @settings(max_examples=60, deadline=None)
@@ -94,7 +103,8 @@ def test_nms_output_invariants(pred, iou):
         same = det[det[:, 5] == k, :4]
         m = box_iou(same, same)
         np.fill_diagonal(m, 0)
-        assert m.max(initial=0) <= iou + 1e-9, "no two kept boxes of one class overlap > iou"
+        # float64 IoU of boxes NMS compared in float32 after a class offset: equal to ~1e-4
+        assert m.max(initial=0) <= iou + 1e-3, "no two kept boxes of one class overlap > iou"
 
 
 @settings(max_examples=80, deadline=None)
