@@ -17,6 +17,7 @@ from yolomodels.postprocess import (
     nms,
     preprocess,
     scale_boxes_back,
+    xywh_to_xyxy,
 )
 
 
@@ -295,3 +296,64 @@ def test_scale_boxes_back_inverts_the_forward_map_and_clips():
     # original_hw defaults to the recorded size
     np.testing.assert_allclose(scale_boxes_back(fwd, meta), back)
     assert scale_boxes_back(np.zeros((0, 4)), meta).shape == (0, 4)
+
+
+# ------------------------------------------------------- float32 decisions at the IoU threshold
+
+
+def _pair(cls, first, second, nc=80):
+    """Two boxes (cx, cy, w, h) of class ``cls``, scores 0.9 and 0.8."""
+    rows = np.zeros((2, 5 + nc), np.float32)
+    rows[:, :4] = [first, second]
+    rows[:, 4] = 1.0
+    rows[:, 5 + cls] = [0.9, 0.8]
+    return rows
+
+
+def _iou64(pred):
+    return box_iou(xywh_to_xyxy(pred[:1, :4].astype(np.float64)),
+                   xywh_to_xyxy(pred[1:, :4].astype(np.float64)))[0, 0]  # fmt: skip
+
+
+def test_class_offset_in_float32_suppresses_a_box_float64_would_keep():
+    # float64 IoU 0.64976 <= 0.65, but shifted by 68 * 4096 in float32 the IoU is 0.65022
+    pred = _pair(68, (171.40402221679688, 68.4380874633789, 22.974973678588867, 166.38864135742188),
+                 (176.28152465820312, 68.4380874633789, 22.974973678588867, 166.38864135742188))  # fmt: skip
+    assert _iou64(pred) < 0.65
+    assert len(nms(pred, iou=0.65)) == 1
+    np.testing.assert_array_equal(nms(pred, iou=0.65), reference_nms(
+        pred, conf=0.001, iou=0.65, multi_label=True, max_det=300))  # fmt: skip
+    # the same two boxes in class 0 (no offset): float32 IoU 0.64976, both kept
+    assert len(nms(_pair(0, *pred[:, :4].tolist()), iou=0.65)) == 2
+
+
+def test_class_offset_in_float32_keeps_a_box_float64_would_suppress():
+    # float64 IoU 0.6500001 > 0.65, but shifted by 78 * 4096 in float32 the IoU is 0.64990
+    pred = _pair(78, (309.9595642089844, 321.00762939453125, 193.2361602783203, 33.007747650146484),
+                 (350.94903564453125, 321.00762939453125, 193.2361602783203, 33.007747650146484))  # fmt: skip
+    assert _iou64(pred) > 0.65
+    assert len(nms(pred, iou=0.65)) == 2
+    np.testing.assert_array_equal(nms(pred, iou=0.65), reference_nms(
+        pred, conf=0.001, iou=0.65, multi_label=True, max_det=300))  # fmt: skip
+    assert len(nms(_pair(0, *pred[:, :4].tolist()), iou=0.65)) == 1
+
+
+def test_equal_scores_are_ordered_by_numpys_default_argsort_reversed():
+    """A chain of equal-score boxes, each overlapping the next: which survive depends on the
+    tie order alone.  MindYOLO orders candidates by ``np.argsort(scores)[::-1]``."""
+    n = 24
+    pred = np.zeros((n, 5 + 3), np.float32)
+    pred[:, 0] = 50 + 6 * np.arange(n)  # IoU 0.54 with a neighbour, 0.25 two apart
+    pred[:, 1], pred[:, 2:4], pred[:, 4] = 50, 20, 1.0
+    pred[:, 6] = 0.5  # every box: class 1, score exactly 0.5
+    det = nms(pred, iou=0.3)
+    order = np.argsort(np.full(n, 0.5, np.float32))[::-1]
+    assert det[0, 0] == pred[order[0], 0] - 10  # the first kept is argsort's last
+    np.testing.assert_array_equal(det, reference_nms(
+        pred, conf=0.001, iou=0.3, multi_label=True, max_det=300))  # fmt: skip
+
+
+def test_one_class_network_scores_by_objectness_alone():
+    pred = np.array([_row(50, 50, 10, 10, 0.8, 0.5)], np.float32)
+    det = nms(pred, conf=0.001)
+    assert det[0, 4] == np.float32(0.8) and det[0, 5] == 0
