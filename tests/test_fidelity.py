@@ -13,6 +13,8 @@ import json
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nethelpers import small_net
 from PIL import Image
 
@@ -222,3 +224,50 @@ def test_eval_on_mixed_sizes_writes_mindyolos_records(arch, mixed_split, tmp_pat
     assert len(got) == len(want)
     differ = [(g, w) for g, w in zip(got, want) if g != w]
     assert not differ, f"{len(differ)} of {len(want)} records differ, first: {differ[:3]}"
+
+
+# ------------------------------------------------------------------------------- decoding
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png", "bmp", "jpg-exif-rotated"])
+def test_images_decode_as_opencv_reads_them(fmt, tmp_path):
+    from yolomodels.images import read_image
+
+    rgb = textured(37, 61, seed=2)
+    path = tmp_path / f"x.{fmt.split('-')[0]}"
+    im = Image.fromarray(rgb)
+    if fmt == "jpg-exif-rotated":
+        exif = im.getexif()
+        exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+        im.save(path, exif=exif.tobytes())
+    else:
+        im.save(path)
+    got = read_image(path)
+    want = cv2.imread(str(path))[:, :, ::-1]  # what MindYOLO's loader sees, as RGB
+    assert got.dtype == np.uint8 and np.array_equal(got, want)
+    assert got.shape[:2] == ((61, 37) if fmt.endswith("rotated") else (37, 61))
+
+
+def test_formats_opencv_lacks_fall_back_to_pillow(tmp_path):
+    from yolomodels.images import read_image
+
+    path = tmp_path / "x.gif"
+    Image.fromarray(textured(20, 30, seed=4)).save(path)
+    got = read_image(path)
+    assert got.shape == (20, 30, 3)
+    assert np.array_equal(got, np.asarray(Image.open(path).convert("RGB")))
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(max_size=300), prefix=st.sampled_from([b"", b"\xff\xd8\xff\xe0",
+                                                              b"\x89PNG\r\n\x1a\n", b"BM"]))
+def test_any_bytes_decode_to_an_image_or_a_clear_error(data, prefix):
+    from yolomodels.errors import ImageReadError
+    from yolomodels.images import decode_image
+
+    try:
+        img = decode_image(prefix + data, name="blob")
+    except ImageReadError as exc:
+        assert str(exc).startswith("blob ")
+    else:
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3

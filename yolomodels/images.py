@@ -33,9 +33,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def decode_image(data: bytes, *, name: str = "image") -> np.ndarray:
-    """Encoded image bytes as an (H, W, 3) uint8 RGB array (see :func:`read_image`)."""
+    """Encoded image bytes as an (H, W, 3) uint8 RGB array (see :func:`read_image`).
+
+    Pillow reads the header first (cheap, and it refuses decompression bombs): OpenCV spends
+    seconds and gigabytes on a garbage header that declares a huge image.
+    """
     if not data:
         raise ImageReadError(f"{name} cannot be read: the file is empty (0 bytes)")
+    _check_header(data, name)
     import cv2
 
     level = cv2.getLogLevel()
@@ -49,21 +54,40 @@ def decode_image(data: bytes, *, name: str = "image") -> np.ndarray:
     return _decode_with_pillow(data, name)
 
 
-def _decode_with_pillow(data: bytes, name: str) -> np.ndarray:
+def _check_header(data: bytes, name: str) -> None:
     import io
 
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)):
+            pass
+    except UnidentifiedImageError:
+        raise ImageReadError(
+            f"{name} is not an image Pillow can read (found {len(data)} bytes of an unknown "
+            "format); pass JPEG, PNG, BMP, WebP, TIFF or GIF files"
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{name} is too large to decode safely: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageReadError(
+            f"{name} cannot be decoded as an image ({exc}); the file is probably truncated or "
+            "corrupt"
+        ) from None
+
+
+def _decode_with_pillow(data: bytes, name: str) -> np.ndarray:
+    """Formats OpenCV lacks (GIF), or files it gives up on: Pillow decodes or says why not."""
+    import io
+
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(io.BytesIO(data)) as im:
             return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-    except UnidentifiedImageError:
-        raise ImageReadError(
-            f"{name} is not an image Pillow can read (found {len(data)} bytes of an unknown "
-            "format, which OpenCV cannot decode either); pass JPEG, PNG, BMP, WebP, TIFF or GIF "
-            "files"
-        ) from None
-    except (OSError, ValueError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(f"{name} is too large to decode safely: {exc}") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageReadError(
             f"{name} cannot be decoded as an image ({exc}); the file is probably truncated or "
             "corrupt"
