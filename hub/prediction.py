@@ -107,23 +107,15 @@ def expand_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as an (H, W, 3) uint8 RGB array (EXIF orientation applied)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """An image file as an (H, W, 3) uint8 RGB array, decoded exactly as evaluation decodes it
+    (OpenCV like MindYOLO, EXIF orientation applied; Pillow for formats OpenCV lacks)."""
+    from yolomodels.errors import ImageReadError
+    from yolomodels.images import read_image as decode_file
 
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"))
-    except UnidentifiedImageError:
-        raise InputDataError(
-            f"{path} is not an image Pillow can read (found {path.stat().st_size} bytes of an "
-            "unknown format); pass JPEG, PNG, BMP, WebP, TIFF or GIF files"
-        ) from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InputDataError(
-            f"{path} cannot be decoded as an image ({exc}); the file is probably truncated or "
-            "corrupt"
-        ) from None
+        return decode_file(path)
+    except ImageReadError as exc:
+        raise InputDataError(str(exc)) from None
 
 
 def probe_image(path: Path) -> None:

@@ -3,7 +3,9 @@
 ``preprocess`` turns an RGB image into the network input (long side resized to ``img_size``, then
 a square letterbox with padding 114, values in [0, 1], CHW float32) and records how; ``nms`` turns
 one image's decoded predictions into detections; ``scale_boxes_back`` maps detection boxes to the
-original image.  Everything is numpy + Pillow.
+original image.  Resizing is OpenCV's (the resampling filters decide pixels, and pixels decide
+boxes); NMS and the mapping back run in float32 with MindYOLO's order of operations, because a
+box at IoU 0.65001 against a 0.65 threshold is kept or dropped on the last bit.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import heapq
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from yolomodels.errors import ImageReadError
 
@@ -48,7 +49,7 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     if img.dtype != np.uint8:
         raise ImageReadError(
             f"expected an image array of dtype uint8 (H, W, 3) RGB, got dtype {img.dtype}; "
-            "read images with Pillow or convert with .astype(np.uint8)"
+            "read images with yolomodels.images.read_image or convert with .astype(np.uint8)"
         )
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
@@ -63,13 +64,15 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return img
 
 
-def _resize(img: np.ndarray, w: int, h: int) -> np.ndarray:
+def _resize(img: np.ndarray, w: int, h: int, *, shrinking: bool) -> np.ndarray:
+    """OpenCV resize as MindYOLO's loader calls it: pixel area averaging when shrinking, bilinear
+    otherwise.  Every channel is resized on its own, so RGB and BGR give the same pixels."""
     if (h, w) == img.shape[:2]:
         return img
-    # BOX averaging when shrinking stands in for OpenCV's INTER_AREA, bilinear when enlarging
-    shrinking = w < img.shape[1] or h < img.shape[0]
-    method = Image.BOX if shrinking else Image.BILINEAR
-    return np.asarray(Image.fromarray(img).resize((w, h), method))
+    import cv2
+
+    method = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=method)
 
 
 def letterbox(
@@ -82,7 +85,8 @@ def letterbox(
     """Fit ``img`` (H, W, 3 uint8) into ``size`` (int for a square, or (h, w)) keeping its
     aspect ratio, centred, with constant padding ``pad``.
 
-    The image is shrunk if it is too large; it is enlarged only with ``scaleup=True``.  Returns
+    The image is shrunk if it is too large; it is enlarged only with ``scaleup=True``; either
+    way with OpenCV's bilinear resize, as MindYOLO's letterbox does.  Returns
     ``(padded image, ratio, (padw, padh))`` where the paddings are the (float) half widths, as
     MindYOLO records them: the pixels of the left/top border are ``round(pad - 0.1)``.
     """
@@ -95,7 +99,7 @@ def letterbox(
     if not scaleup:
         r = min(r, 1.0)
     nw, nh = max(int(round(w * r)), 1), max(int(round(h * r)), 1)
-    img = _resize(img, nw, nh)
+    img = _resize(img, nw, nh, shrinking=False)
     dw, dh = (tw - nw) / 2, (th - nh) / 2
     top, bottom = int(round(dh - 0.1)), int(round(dh + 0.1))
     left, right = int(round(dw - 0.1)), int(round(dw + 0.1))
@@ -117,7 +121,8 @@ def preprocess(image: np.ndarray, img_size: int) -> tuple[np.ndarray, Preprocess
     h0, w0 = img.shape[:2]
     r = img_size / max(h0, w0)
     if r != 1:
-        img = _resize(img, max(int(w0 * r), 1), max(int(h0 * r), 1))
+        # int() truncates the target size, as MindYOLO does; only a 1-px-thin image needs the max
+        img = _resize(img, max(int(w0 * r), 1), max(int(h0 * r), 1), shrinking=r < 1)
     h, w = img.shape[:2]
     boxed, ratio, pad = letterbox(img, img_size, scaleup=False)
     x = np.ascontiguousarray(boxed.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
@@ -137,24 +142,35 @@ def scale_boxes_back(
 ) -> np.ndarray:
     """Map ``(K, 4)`` xyxy boxes from network-input pixels to the original image, clipped to it.
 
-    Subtracts the letterbox padding and divides both axes by ``meta.ratio`` (fact sheet §5.3).
-    ``original_hw`` defaults to the size recorded in ``meta``.
+    Subtracts the letterbox padding and divides both axes by ``meta.ratio`` (fact sheet §5.3),
+    in float32 like MindYOLO (its float64 pad and ratio meet a float32 array).  ``original_hw``
+    defaults to the size recorded in ``meta``.  Returns float32.
     """
     h0, w0 = original_hw if original_hw is not None else meta.original_hw
-    out = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 4)
-    padw, padh = meta.pad
+    out = np.array(boxes, dtype=np.float32, copy=True).reshape(-1, 4)
+    padw, padh = (np.float32(v) for v in meta.pad)
     out[:, [0, 2]] -= padw
     out[:, [1, 3]] -= padh
-    out /= meta.ratio
-    out[:, [0, 2]] = out[:, [0, 2]].clip(0, w0)
-    out[:, [1, 3]] = out[:, [1, 3]].clip(0, h0)
+    out /= np.float32(meta.ratio)
+    out[:, [0, 2]] = out[:, [0, 2]].clip(np.float32(0), np.float32(w0))
+    out[:, [1, 3]] = out[:, [1, 3]].clip(np.float32(0), np.float32(h0))
     return out
 
 
+def xyxy_to_coco(xyxy: np.ndarray) -> np.ndarray:
+    """``[x1, y1, x2, y2]`` -> COCO ``[x, y, w, h]`` in float32, by way of the centre as MindYOLO
+    computes it (``x = (x1 + x2) / 2 - (x2 - x1) / 2``, which is not always ``x1`` in float32)."""
+    b = np.asarray(xyxy, dtype=np.float32).reshape(-1, 4)
+    two = np.float32(2)
+    wh = b[:, 2:4] - b[:, 0:2]
+    centre = (b[:, 0:2] + b[:, 2:4]) / two
+    return np.concatenate([centre - wh / two, wh], axis=1)
+
+
 def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
-    """``[cx, cy, w, h]`` -> ``[x1, y1, x2, y2]`` along the last axis."""
+    """``[cx, cy, w, h]`` -> ``[x1, y1, x2, y2]`` along the last axis (in the input's dtype)."""
     xywh = np.asarray(xywh)
-    half = xywh[..., 2:4] / 2
+    half = xywh[..., 2:4] / xywh.dtype.type(2) if xywh.dtype.kind == "f" else xywh[..., 2:4] / 2
     return np.concatenate([xywh[..., 0:2] - half, xywh[..., 0:2] + half], axis=-1)
 
 
@@ -181,10 +197,14 @@ def nms(
     """Detections ``(K, 6)`` float32 ``[x1, y1, x2, y2, score, cls]`` from one image's decoded
     predictions ``(N, 5 + nc)`` ``[cx, cy, w, h, obj, cls...]`` (fact sheet §5.2).
 
-    score = obj * cls must exceed ``conf``; with ``multi_label`` every class over it becomes a
-    detection, otherwise only each box's best class.  Greedy NMS per class (classes shifted
-    apart by 4096 px) suppresses a box whose IoU with a better kept box exceeds ``iou``; at most
-    ``max_det`` detections come back, best first.
+    score = obj * cls (obj alone for a one-class network) must exceed ``conf``; with
+    ``multi_label`` (and more than one class) every class over it becomes a detection,
+    otherwise only each box's best class.  All arithmetic is float32, as in MindYOLO: boxes are
+    shifted by ``class * 4096`` *before* IoU is computed (the shifted coordinates lose low bits,
+    and that decides boxes near the threshold), candidates are ordered by NumPy's default
+    ``argsort`` of the float32 scores, reversed (its tie order, which is not a stable sort's),
+    and a box is dropped when its IoU with a kept box exceeds ``iou``.  At most ``max_det``
+    detections come back, best first.
     """
     pred = np.asarray(pred)
     if pred.ndim != 2 or pred.shape[1] < 6:
@@ -197,47 +217,69 @@ def nms(
     if int(max_det) < 1:
         raise ValueError(f"max_det must be >= 1, got {max_det}")
     empty = np.zeros((0, 6), dtype=np.float32)
-    pred = pred[pred[:, 4] > conf]
+    conf32 = np.float32(conf)
+    pred = np.asarray(pred, dtype=np.float32)
+    pred = pred[pred[:, 4] > conf32]
     if not len(pred):
         return empty
-    scores = pred[:, 5:].astype(np.float64) * pred[:, 4:5].astype(np.float64)
-    boxes = xywh_to_xyxy(pred[:, :4].astype(np.float64))
-    if multi_label:
-        rows, cls = np.nonzero(scores > conf)
+    nc = pred.shape[1] - 5
+    scores = pred[:, 4:5].copy() if nc == 1 else pred[:, 5:] * pred[:, 4:5]
+    boxes = xywh_to_xyxy(pred[:, :4])
+    if multi_label and nc > 1:
+        rows, cls = np.nonzero(scores > conf32)
         score = scores[rows, cls]
     else:
         cls = scores.argmax(axis=1)
         score = scores[np.arange(len(scores)), cls]
-        rows = np.nonzero(score > conf)[0]
+        rows = np.nonzero(score > conf32)[0]
         cls, score = cls[rows], score[rows]
     if not len(rows):
         return empty
-    order = _best_first(score, MAX_CANDIDATES)
-    rows, cls, score = rows[order], cls[order], score[order]
+    if len(rows) > MAX_CANDIDATES:
+        top = np.argsort(score)[-MAX_CANDIDATES:]  # MindYOLO's cut, in its (ascending) order
+        rows, cls, score = rows[top], cls[top], score[top]
     cand = boxes[rows]
-    if np.ptp(cand) < CLASS_OFFSET:
+    shifted = cand + (cls.astype(np.float32) * np.float32(CLASS_OFFSET))[:, None]
+    order = np.argsort(score)[::-1]
+    if _classes_cannot_meet(cand):
         # the offsets keep every class apart, so greedy NMS per class is the same computation
-        keep = greedy_nms_per_class(cand, cls, iou, max_keep=int(max_det))
+        keep = greedy_nms_per_class(shifted[order], cls[order], iou, max_keep=int(max_det))
     else:
-        keep = greedy_nms(cand + (cls * CLASS_OFFSET)[:, None], iou, max_keep=int(max_det))
-    det = np.empty((len(keep), 6), dtype=np.float32)
-    det[:, :4] = boxes[rows[keep]]
-    det[:, 4] = score[keep]
-    det[:, 5] = cls[keep]
+        keep = greedy_nms(shifted[order], iou, max_keep=int(max_det))
+    picked = order[keep]
+    det = np.empty((len(picked), 6), dtype=np.float32)
+    det[:, :4] = cand[picked]
+    det[:, 4] = score[picked]
+    det[:, 5] = cls[picked]
     return det
 
 
-def _best_first(score: np.ndarray, limit: int) -> np.ndarray:
-    """Indices of the ``limit`` best scores, best first, ties in index order (a stable sort's
-    answer, without sorting millions of multi-label pairs)."""
-    if len(score) > limit:
-        kth = np.partition(score, len(score) - limit)[len(score) - limit]
-        above = np.nonzero(score > kth)[0]
-        tied = np.nonzero(score == kth)[0][: limit - len(above)]
-        idx = np.concatenate([above, tied])
-        idx.sort()
-        return idx[np.argsort(-score[idx], kind="stable")]
-    return np.argsort(-score, kind="stable")
+def _classes_cannot_meet(boxes: np.ndarray) -> bool:
+    """True when boxes of different classes, shifted 4096 px apart, can never overlap: finite
+    coordinates spanning less than the offset, no negative widths or heights."""
+    if not np.isfinite(boxes).all():
+        return False
+    if (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
+        return False
+    return float(boxes.max()) - float(boxes.min()) < CLASS_OFFSET
+
+
+def _overlap(boxes, area, i, rest, one_e6):
+    """IoU of box ``i`` with boxes ``rest``, in the boxes' dtype and MindYOLO's operation order."""
+    x1, y1, x2, y2 = boxes.T
+    iw = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
+    ih = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
+    np.maximum(iw, 0, out=iw)
+    np.maximum(ih, 0, out=ih)
+    inter = iw * ih
+    return inter / (area[i] + area[rest] - inter + one_e6)
+
+
+def _float_boxes(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes)
+    if boxes.dtype not in (np.float32, np.float64):
+        boxes = boxes.astype(np.float64)
+    return boxes.reshape(-1, 4)
 
 
 def greedy_nms_per_class(
@@ -245,17 +287,19 @@ def greedy_nms_per_class(
 ) -> np.ndarray:
     """``greedy_nms`` for boxes that only suppress boxes of their own class.
 
-    Same answer and order as the global greedy pass (boxes sorted best first, ties by index),
-    but each kept box is compared only with the survivors of its class: a heap holds each
-    class's best survivor, and the overall best is kept next.
+    Same answer and order as the global greedy pass (boxes sorted best first), but each kept box
+    is compared only with the survivors of its class: a heap holds each class's best survivor,
+    and the overall best is kept next.  Arithmetic in the boxes' dtype (float32 or float64).
     """
-    boxes = np.asarray(boxes, dtype=np.float64)
+    boxes = _float_boxes(boxes)
     n = len(boxes)
-    limit = n if max_keep is None else min(n, max_keep)
-    x1, y1, x2, y2 = boxes.T
-    area = (x2 - x1) * (y2 - y1)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    limit = n if max_keep is None else min(n, max_keep)
+    t = boxes.dtype.type
+    one_e6, thr = t(1e-6), t(iou)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    cls = np.asarray(cls)
     by_class = np.argsort(cls, kind="stable")  # within a class: still best first
     starts = np.flatnonzero(np.r_[True, np.diff(cls[by_class]) != 0])
     alive = dict(enumerate(np.split(by_class, starts[1:])))
@@ -266,12 +310,7 @@ def greedy_nms_per_class(
         i, g = heapq.heappop(heap)
         keep.append(i)
         rest = alive[g][1:]
-        iw = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
-        ih = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
-        np.maximum(iw, 0.0, out=iw)
-        np.maximum(ih, 0.0, out=ih)
-        inter = iw * ih
-        rest = rest[inter / (area[i] + area[rest] - inter + 1e-6) <= iou]
+        rest = rest[_overlap(boxes, area, i, rest, one_e6) <= thr]
         alive[g] = rest
         if len(rest):
             heapq.heappush(heap, (int(rest[0]), g))
@@ -282,25 +321,20 @@ def greedy_nms(boxes: np.ndarray, iou: float, *, max_keep: int | None = None) ->
     """Indices kept by greedy NMS over xyxy ``boxes`` already sorted best first.
 
     Each step keeps the best surviving box and removes, in one vectorized comparison, every
-    later box overlapping it by more than ``iou``; so the loop runs once per *kept* box and
-    stops after ``max_keep`` of them, never once per candidate.
+    later box overlapping it by more than ``iou`` (compared in the boxes' dtype); so the loop
+    runs once per *kept* box and stops after ``max_keep`` of them, never once per candidate.
     """
-    boxes = np.asarray(boxes, dtype=np.float64)
+    boxes = _float_boxes(boxes)
     n = len(boxes)
     limit = n if max_keep is None else min(n, max_keep)
-    x1, y1, x2, y2 = boxes.T
-    area = (x2 - x1) * (y2 - y1)
+    t = boxes.dtype.type
+    one_e6, thr = t(1e-6), t(iou)
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     alive = np.arange(n)
     keep = []
     while len(alive) and len(keep) < limit:
         i = alive[0]
         keep.append(i)
         rest = alive[1:]
-        iw = np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest])
-        ih = np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest])
-        np.maximum(iw, 0.0, out=iw)
-        np.maximum(ih, 0.0, out=ih)
-        inter = iw * ih
-        overlap = inter / (area[i] + area[rest] - inter + 1e-6)
-        alive = rest[overlap <= iou]
+        alive = rest[_overlap(boxes, area, i, rest, one_e6) <= thr]
     return np.asarray(keep, dtype=np.int64)

@@ -216,18 +216,22 @@ def to_coco_results(
 ) -> list[dict]:
     """COCO result records from per-image ``(K, 6)`` arrays ``[x1, y1, x2, y2, score, cls]``.
 
-    Boxes become ``[x, y, w, h]`` rounded to 3 decimals, scores to 5 (as MindYOLO writes them).
+    As MindYOLO writes them: the box goes to ``[x, y, w, h]`` in float32 by way of its centre,
+    then every value is rounded to 3 decimals, the float32 score to 5.
     """
+    from yolomodels.postprocess import xyxy_to_coco
+
     records = []
     for image_id in sorted(detections):
-        det = np.asarray(detections[image_id], dtype=np.float64).reshape(-1, 6)
-        for x1, y1, x2, y2, score, cls in det:
+        det = np.asarray(detections[image_id], dtype=np.float32).reshape(-1, 6)
+        boxes = xyxy_to_coco(det[:, :4]).tolist()
+        for box, score, cls in zip(boxes, det[:, 4].tolist(), det[:, 5].tolist()):
             records.append(
                 {
                     "image_id": int(image_id),
                     "category_id": int(category_ids[int(cls)]),
-                    "bbox": [round(float(v), 3) for v in (x1, y1, x2 - x1, y2 - y1)],
-                    "score": round(float(score), 5),
+                    "bbox": [round(v, 3) for v in box],
+                    "score": round(score, 5),
                 }
             )
     return records

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from yolomodels.errors import DatasetError, ImageReadError
+from yolomodels import images
+from yolomodels.errors import DatasetError
 from yolomodels.eval.coco import (
     CocoEvalResult,
     CocoSplit,
@@ -53,7 +53,8 @@ class InferenceSettings:
 
 @dataclass(frozen=True, eq=False)
 class InferenceRun:
-    """Detections per image id, ``(K, 6)`` ``[x1, y1, x2, y2, score, cls]`` in original pixels."""
+    """Detections per image id, ``(K, 6)`` float32 ``[x1, y1, x2, y2, score, cls]`` in original
+    pixels (float32 as MindYOLO holds them: its COCO records are rounded from these values)."""
 
     detections: dict[int, np.ndarray]
     seconds: float
@@ -75,14 +76,9 @@ class NetworkEvaluation:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB; ImageReadError if it is missing or not an image."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise ImageReadError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageReadError(f"image {path} cannot be read: {exc}") from None
+    """An image file as (H, W, 3) uint8 RGB, decoded as MindYOLO decodes it (OpenCV, EXIF
+    orientation applied); ImageReadError if it is missing or not an image."""
+    return images.read_image(path)
 
 
 def run_inference(
@@ -125,7 +121,7 @@ def run_inference(
                     max_det=settings.max_detections,
                 )
                 meta, shape = metas[j]
-                det = np.asarray(det, dtype=np.float64).reshape(-1, 6).copy()
+                det = np.array(det, dtype=np.float32).reshape(-1, 6)
                 det[:, :4] = scale_boxes_back(det[:, :4], meta, shape)
                 detections[image_id] = det
             bar.update(len(chunk))
