@@ -29,6 +29,11 @@ _API = {
     "predict": "hub.prediction",
     "evaluate": "hub.evaluation",
     "train": "hub.training",
+    "search": "hub.searching",
+    "write_index": "hub.index",
+    "update": "hub.remote",
+    "pack": "hub.bundle",
+    "unpack": "hub.bundle",
 }
 
 __all__ = sorted(_API) + ["__version__"]

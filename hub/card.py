@@ -26,6 +26,7 @@ import yaml
 from hub import schema as _schema
 from hub.errors import CardValidationError, Finding
 from hub.integrity import write_atomic  # noqa: F401 (re-exported: hub.card.write_atomic)
+from hub.mshub import parse_evaluation
 
 MAX_CARD_BYTES = 1 << 20
 FORMAT = "yolohub/1"
@@ -355,15 +356,12 @@ def _strip_link(link: str) -> str:
     return link[1:-1] if link.startswith("<") and link.endswith(">") else link
 
 
-_CLAIM = re.compile(r"([0-9]+(?:\.[0-9]+)?)")
-
-
 def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
     d = parsed.data
     version = str(d.get("model-version", "1"))
-    free_claim = None
-    if isinstance(d.get("evaluation"), str) and (m := _CLAIM.search(d["evaluation"])):
-        free_claim = float(m.group(1))
+    # MindSpore Hub's free-text claim: named metrics, the first one is the claim
+    # ("top1acc76.85 | top5acc93.24" claims 76.85, not the 1 of "top1")
+    free_claim = next(iter(parse_evaluation(d.get("evaluation")).values()), None)
     assets = []
     for i, a in enumerate(d["asset"]):
         claimed = a.get("claimed")

@@ -2,9 +2,15 @@
 
 Card sources, highest precedence first:
 
-1. directories given with ``--cards DIR`` (or ``cards_dirs=``), in the order given;
-2. directories listed in ``YOLOHUB_CARDS`` (``:``-separated), in order;
-3. the built-in cards shipped with yolohub.
+1. directories or registry URLs given with ``--cards`` (or ``cards_dirs=``), in the order given;
+2. directories or registry URLs listed in ``YOLOHUB_CARDS`` (separated by ``;``, whitespace or,
+   between directories, ``:``), in order;
+3. cards installed under ``$YOLOHUB_HOME/cards`` by ``yolohub unpack``;
+4. the built-in cards shipped with yolohub.
+
+A registry URL (``https://``, loopback ``http://``, ``file://``) is read through its
+``index.json`` (:mod:`hub.remote`): listing and searching use the index alone, and a card is
+fetched (and checked against the index's sha256) only when a release is resolved.
 
 When two sources hold the same ``name@version``, the higher-precedence one wins and the other is
 reported as shadowed by ``info``.  An unpinned ``name`` resolves to the default version: the first
@@ -15,17 +21,19 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import functools
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from hub._paths import builtin_cards_dir
-from hub.card import Card, Release, load_card
+from hub.card import Architecture, Asset, Card, EvalProtocol, Release, load_card
 from hub.errors import AmbiguousNameError, CardNotFoundError, CardValidationError, InputDataError
-from hub.settings import get_settings
+from hub.settings import get_settings, is_url
 
 log = logging.getLogger(__name__)
 
@@ -33,25 +41,98 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Source:
     directory: Path
-    kind: str  # "cli", "env" or "builtin"
+    kind: str  # "cli", "env", "installed" or "builtin"
     rank: int  # 0 = highest precedence
+    remote: Any = None  # hub.remote.RemoteRegistry for a registry URL
+
+    @property
+    def label(self) -> str:
+        return self.remote.url if self.remote is not None else str(self.directory)
+
+
+def installed_cards_dir() -> Path:
+    """Where ``yolohub unpack`` installs the cards of a bundle (a card source of its own)."""
+    return get_settings().home / "cards"
 
 
 def sources(cards_dirs: Iterable[str | os.PathLike] = ()) -> list[Source]:
-    """The card directories in precedence order; unknown directories are an error."""
+    """The card sources in precedence order; unknown directories are an error."""
     out: list[Source] = []
     for kind, dirs in (("cli", cards_dirs), ("env", get_settings().cards_path)):
         for d in dirs:
+            if is_url(d):
+                from hub.remote import RemoteRegistry
+
+                reg = RemoteRegistry(d)
+                out.append(Source(reg.root, kind, len(out), reg))
+                continue
             d = Path(d).expanduser()
             if not d.is_dir():
                 origin = "--cards" if kind == "cli" else "YOLOHUB_CARDS"
                 raise InputDataError(
                     f"card directory {str(d)!r} (from {origin}) does not exist or is not a "
-                    "directory; create it or fix the path"
+                    "directory; create it, fix the path, or give a registry URL "
+                    "(https://..., http://127.0.0.1:PORT/..., file:///...)"
                 )
             out.append(Source(d, kind, len(out)))
+    installed = installed_cards_dir()
+    if installed.is_dir():
+        out.append(Source(installed, "installed", len(out)))
     out.append(Source(builtin_cards_dir(), "builtin", len(out)))
     return out
+
+
+_PROTO_FIELDS = frozenset(f.name for f in fields(EvalProtocol))
+
+
+def stub_card(entry: Mapping[str, Any], source: Source) -> Card:
+    """A card as far as the index describes it (no body, no recipe): enough to list and search.
+
+    Resolving a release replaces it with the real card, fetched and checked against the index.
+    """
+    assets = tuple(
+        Asset(
+            file_format=a["file-format"],
+            links=tuple(a["links"]),
+            sha256=a["sha256"].lower(),
+            size=a.get("size"),
+            version=a["version"],
+            claimed=a.get("claimed"),
+            hardware=a.get("hardware"),
+        )
+        for a in entry["assets"]
+    )
+    arch = None
+    if entry.get("architecture"):
+        arch = Architecture(entry["architecture"], dict(entry.get("architecture-args") or {}))
+    proto = None
+    p = entry.get("eval-protocol")
+    if isinstance(p, Mapping) and "dataset" in p and "metric" in p:
+        kw = {k.replace("-", "_"): v for k, v in p.items()}
+        proto = EvalProtocol(**{k: v for k, v in kw.items() if k in _PROTO_FIELDS})
+    fm = {
+        "model-name": entry["name"],
+        "summary": entry.get("summary"),
+        "tags": list(entry.get("tags") or []),
+        "license": entry.get("license"),
+        "evaluation": entry.get("evaluation"),
+        "module-type": entry.get("module-type"),
+        "eval-protocol": p,
+    }
+    return Card(
+        name=entry["name"],
+        version=str(entry["model-version"]),
+        path=Path(entry["path"]),
+        source="remote",
+        assets=assets,
+        architecture=arch,
+        eval_protocol=proto,
+        recipe=None,
+        class_names=None,
+        dataset=(entry.get("dataset") or "").lower() or None,
+        front_matter={k: v for k, v in fm.items() if v is not None},
+        body="",
+    )
 
 
 def card_files(directory: Path) -> list[Path]:
@@ -65,12 +146,22 @@ class Registry:
 
     releases: tuple[tuple[Source, Release], ...]
     broken: tuple[CardValidationError, ...]
+    # id(stub card) -> (source, index entry) for cards of registry URLs not fetched yet
+    stubs: Mapping[int, tuple[Source, Mapping]] = field(default_factory=dict)
+    _fetched: dict[int, int] = field(default_factory=dict)  # id(fetched card) -> id(its stub)
 
     @classmethod
     def scan(cls, cards_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
         releases: list[tuple[Source, Release]] = []
         broken: list[CardValidationError] = []
+        stubs: dict[int, tuple[Source, Mapping]] = {}
         for src in sources(cards_dirs):
+            if src.remote is not None:
+                for entry in src.remote.entries():
+                    card = stub_card(entry, src)
+                    stubs[id(card)] = (src, entry)
+                    releases.extend((src, Release(card, a)) for a in card.assets)
+                continue
             for path in card_files(src.directory):
                 try:
                     card = load_card(path, source=src.kind)
@@ -79,10 +170,41 @@ class Registry:
                     log.warning("skipping invalid card %s (run 'yolohub validate %s')", path, path)
                     continue
                 releases.extend((src, Release(card, a)) for a in card.assets)
-        return cls(tuple(releases), tuple(broken))
+        return cls(tuple(releases), tuple(broken), stubs)
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, list[tuple[Source, Release]]]:
+        out: dict[str, list[tuple[Source, Release]]] = {}
+        for s, r in self.releases:
+            out.setdefault(r.card.name, []).append((s, r))
+        return out
+
+    def origin(self, card: Card) -> str | None:
+        """Where a card comes from: its file, or its URL for a card of a registry URL."""
+        stub = self.stubs.get(id(card)) or self.stubs.get(self._fetched.get(id(card), -1))
+        if stub is not None:
+            return stub[0].remote.url + stub[1]["path"]
+        return str(card.path) if card.path else None
+
+    def materialize(self, rel: Release) -> Release:
+        """``rel`` with its real card: fetched, checked against the index, parsed (remote
+        sources); a local release passes through."""
+        stub = self.stubs.get(id(rel.card))
+        if stub is None:
+            return rel
+        src, entry = stub
+        card = src.remote.load_card(entry)
+        self._fetched[id(card)] = id(rel.card)
+        for asset in card.assets:
+            if asset.version == rel.asset.version:
+                return Release(card, asset)
+        raise CardNotFoundError(
+            f"{rel.id}: the registry {src.remote.url} lists this version, but its card "
+            f"{entry['path']} does not hold it; ask the registry owner to run 'yolohub index'"
+        )
 
     def names(self) -> list[str]:
-        return sorted({r.card.name for _, r in self.releases})
+        return sorted(self._by_name)
 
     def visible(self) -> list[Release]:
         """One release per name@version: the highest-precedence one."""
@@ -92,20 +214,26 @@ class Registry:
         return list(seen.values())
 
     def shadowed(self, release: Release) -> list[Release]:
-        return [r for _, r in self.releases if r.id == release.id and r is not release]
+        """Releases with the same name@version hidden by ``release``'s (better) source."""
+        same = [(s, r) for s, r in self._by_name.get(release.card.name, []) if r.id == release.id]
+        same.sort(key=lambda sr: sr[0].rank)
+        return [r for _, r in same[1:]]
 
     def versions(self, name: str) -> list[Release]:
-        return [r for r in self.visible() if r.card.name == name]
+        seen: dict[str, Release] = {}
+        for _, rel in sorted(self._by_name.get(name, []), key=lambda sr: sr[0].rank):
+            seen.setdefault(rel.id, rel)
+        return list(seen.values())
 
     def default(self, name: str) -> Release:
-        ranked = [(s, r) for s, r in self.releases if r.card.name == name]
+        ranked = self._by_name.get(name, [])
         if not ranked:
             raise self._unknown(name)
         best_rank = min(s.rank for s, _ in ranked)
-        cards: dict[Path | None, Card] = {}
+        cards: dict[int, Card] = {}
         for s, r in ranked:
             if s.rank == best_rank:
-                cards.setdefault(r.card.path, r.card)
+                cards.setdefault(id(r.card), r.card)
         newest = max(version_key(c.version) for c in cards.values())
         top = [c for c in cards.values() if version_key(c.version) == newest]
         if len(top) > 1:
@@ -117,6 +245,15 @@ class Registry:
         return Release(top[0], top[0].assets[0])
 
     def resolve(self, spec: str) -> Release:
+        """The release ``spec`` names, with its full card (fetched for remote sources)."""
+        return self.materialize(self._resolve(spec))
+
+    def _resolve(self, spec: str) -> Release:
+        from hub.mshub import uid_parts
+
+        uid = uid_parts(spec) if "/" in spec else None
+        if uid is not None:
+            return self._resolve_uid(spec, *uid)
         name, sep, version = spec.strip().partition("@")
         if not name or (sep and not version):
             raise CardNotFoundError(
@@ -131,6 +268,38 @@ class Registry:
             raise self._unknown(name)
         have = ", ".join(f"{name}@{r.asset.version}" for r in self.versions(name))
         raise CardNotFoundError(f"{name!r} has no version {version!r}; available: {have}")
+
+    def _resolve_uid(self, spec: str, publisher: str, ms_version: str, stem: str) -> Release:
+        """MindSpore Hub's ``publisher/mindspore-version/card-name`` uid.
+
+        The card name is MindSpore Hub's card file name (``yolov3_darknet53_coco2017``), which
+        is the model name plus ``_<dataset>`` for most cards; the publisher is the card's
+        ``user-id`` and the version its ``mindspore-version`` (both compared case-insensitively).
+        """
+        hits = []
+        for rel in self.visible():
+            fm = rel.card.front_matter
+            if str(fm.get("user-id", "")).lower() != publisher.lower():
+                continue
+            if str(fm.get("mindspore-version", "")) != ms_version:
+                continue
+            file_stem = rel.card.path.stem if rel.card.path else ""
+            ds = rel.card.dataset or ""
+            if stem.lower() in {file_stem.lower(), rel.card.name.lower(),
+                                f"{rel.card.name}_{ds}".lower()}:
+                hits.append(rel)
+        if not hits:
+            raise CardNotFoundError(
+                f"no card matches the MindSpore Hub uid {spec!r} (user-id {publisher!r}, "
+                f"mindspore-version {ms_version!r}, card {stem!r}); 'yolohub search {stem}' "
+                "finds cards by name"
+            )
+        by_card = {id(r.card): r for r in hits}
+        best = [r for r in hits if r.asset is r.card.assets[0]] or hits
+        if len(by_card) > 1:
+            files = ", ".join(sorted({self.origin(r.card) or "?" for r in hits}))
+            raise AmbiguousNameError(f"the uid {spec!r} matches several cards: {files}; name one")
+        return best[0]
 
     def _unknown(self, name: str) -> CardNotFoundError:
         names = self.names()
@@ -194,23 +363,25 @@ class ModelInfo:
 
 def _summary(reg: Registry, rel: Release, defaults: set[str]) -> ModelSummary:
     from hub.cache import is_cached
+    from hub.mshub import parse_evaluation
 
     card, asset = rel.card, rel.asset
     proto = card.eval_protocol
+    named = next(iter(parse_evaluation(card.front_matter.get("evaluation"))), None)
     return ModelSummary(
         id=rel.id,
         name=card.name,
         version=asset.version,
         default=rel.id in defaults,
         dataset=card.dataset,
-        metric=proto.metric if proto else ("AP" if asset.claimed is not None else None),
+        metric=proto.metric if proto else (named or ("AP" if asset.claimed is not None else None)),
         claimed=asset.claimed,
         size=asset.size,
         cached=is_cached(asset),
         weak_hash=asset.weak,
         architecture=card.architecture.name if card.architecture else None,
         source=card.source,
-        path=str(card.path) if card.path else None,
+        path=reg.origin(card),
     )
 
 
@@ -263,6 +434,6 @@ def info(name: str, *, cards_dirs: Sequence = ()) -> ModelInfo:
         head_params=card.architecture.head_params if card.architecture else (),
         eval_protocol=dict(card.front_matter.get("eval-protocol", {})) if proto else None,
         class_count=len(card.class_names) if card.class_names else None,
-        shadowed=tuple(str(r.card.path) for r in reg.shadowed(rel)),
+        shadowed=tuple(reg.origin(r.card) or "?" for r in reg.shadowed(rel)),
         summary_text=card.front_matter.get("summary"),
     )

@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "hub.cli.train",  # train
     "hub.cli.evaluate",  # eval
     "hub.cli.demo",  # demo
+    "hub.cli.registry",  # index, update, search, serve, pack, unpack
 )
 
 
