@@ -12,6 +12,7 @@ changes; raw HTML in card bodies is escaped, not rendered.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
@@ -87,13 +88,16 @@ def _page(title: str, body: str, *, key: str | None = None, up: str = "") -> str
 
 
 def render_markdown(text: str) -> str:
-    """Markdown to HTML with tables and fenced code; raw HTML in the source is escaped."""
-    import markdown
+    """CommonMark (plus tables) to HTML; raw HTML in the source is escaped, and ``javascript:``
+    links are not made, so a card cannot put script into the catalog."""
+    return _markdown().render(text)
 
-    md = markdown.Markdown(extensions=["tables", "fenced_code", "sane_lists"])
-    md.preprocessors.deregister("html_block")
-    md.inlinePatterns.deregister("html")
-    return md.convert(text)
+
+@functools.lru_cache(maxsize=1)
+def _markdown():
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def page_path(rel: str) -> str:
@@ -292,24 +296,32 @@ def write_catalog(root: str | os.PathLike, index: Mapping, *, url: str | None = 
     from hub.integrity import write_atomic
 
     root = Path(root)
-    wanted = set()
+    state_file = root / ".catalog-state.json"
+    try:
+        known = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    pages: dict[str, str] = {}
     for e in index.get("cards", []):
         rel = page_path(e["path"])
-        wanted.add(rel)
         plot = _plot_for(root, e["path"])
         key = hashlib.sha256(
             json.dumps([CATALOG_VERSION, e, url, plot], sort_keys=True, default=str).encode()
         ).hexdigest()
+        pages[rel] = key
         target = root / rel
+        if known.get(rel) == key and target.is_file():
+            continue
         if _existing_key(target) == key:
             continue
         text = card_page(e, _body_of(root / e["path"]), plot=plot, url=url, key=key)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, text)
     # pages of cards that are gone (only pages this module wrote: they carry its marker)
-    for page in root.rglob("*.html"):
-        rel = page.relative_to(root).as_posix()
-        if rel != "index.html" and rel not in wanted and _existing_key(page):
+    for rel in set(known) - set(pages):
+        page = root / rel
+        if _existing_key(page):
             page.unlink(missing_ok=True)
     write_atomic(root / "index.html", index_page(index, url=url))
+    write_atomic(state_file, json.dumps(pages, separators=(",", ":")))
     return root / "index.html"

@@ -65,6 +65,15 @@ def _validator():
     return Draft202012Validator(_inline_refs(index_schema()))
 
 
+@functools.lru_cache(maxsize=1)
+def _fast_validator():
+    try:
+        import jsonschema_rs
+    except ImportError:  # optional speed-up
+        return None
+    return jsonschema_rs.validator_for(index_schema())
+
+
 def check_index(data: Any, *, origin: str) -> dict:
     """``data`` if it is a valid index, else :class:`RegistryError` naming the first problem."""
     if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
@@ -74,6 +83,10 @@ def check_index(data: Any, *, origin: str) -> dict:
             f"{found!r}; point --cards/YOLOHUB_CARDS at a directory or URL holding an index.json "
             "written by 'yolohub index' or 'yolohub publish'"
         )
+    from hub.schema import fast_is_valid
+
+    if fast_is_valid(_fast_validator(), data):
+        return data
     err = next(iter(sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.path)))), None)
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
@@ -163,20 +176,39 @@ def read_index(directory: str | os.PathLike) -> dict | None:
     return data if isinstance(data, dict) and data.get("format") == INDEX_FORMAT else None
 
 
+def scan_cards(root: Path) -> list[str]:
+    """Relative '/'-paths of the card files below ``root`` (what ``registry.card_files`` finds),
+    sorted; os.scandir instead of pathlib because a registry may hold 10,000 cards."""
+    out: list[str] = []
+    stack = [("", str(root))]
+    while stack:
+        prefix, directory = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for e in entries:
+            if e.is_dir(follow_symlinks=True):
+                if not e.name.startswith("."):
+                    stack.append((prefix + e.name + "/", e.path))
+            elif e.name.endswith(".md") and e.name.lower() != "readme.md" and e.is_file():
+                out.append(prefix + e.name)
+    return sorted(out)
+
+
 def build_index(
     directory: str | os.PathLike, *, previous: Mapping | None = None
 ) -> tuple[dict, int, int]:
     """(index, cards parsed, cards reused) for every card file below ``directory``."""
     from hub.card import parse_card
-    from hub.registry import card_files
 
     root = Path(directory)
     old = {e["path"]: e for e in (previous or {}).get("cards", []) if isinstance(e, dict)}
     old_invalid = {e["path"]: e for e in (previous or {}).get("invalid", []) if isinstance(e, dict)}
     entries, invalid = [], []
     parsed = reused = 0
-    for path in card_files(root):
-        rel = path.relative_to(root).as_posix()
+    for rel in scan_cards(root):
+        path = root / rel
         try:
             raw = path.read_bytes()
             st = path.stat()
@@ -216,6 +248,21 @@ def build_index(
     return index, parsed, reused
 
 
+def dump_index(index: Mapping) -> str:
+    """Compact JSON with one card per line (small to fetch, readable in a diff)."""
+    head = {k: v for k, v in index.items() if k not in ("cards", "invalid")}
+    compact = {"ensure_ascii": False, "separators": (",", ":")}
+    cards = ",\n".join(json.dumps(e, **compact) for e in index.get("cards", []))
+    return (
+        json.dumps(head, **compact)[:-1]
+        + (',"cards":[\n' if head else '{"cards":[\n')
+        + cards
+        + '\n],"invalid":'
+        + json.dumps(index.get("invalid", []), **compact)
+        + "}\n"
+    )
+
+
 def write_index(
     directory: str | os.PathLike,
     *,
@@ -244,7 +291,7 @@ def write_index(
         before = {e["path"] for e in (previous or {}).get("cards", [])}
         removed = len(before - {e["path"] for e in index["cards"]})
         check_index(index, origin=str(root / INDEX_NAME))
-        write_atomic(root / INDEX_NAME, json.dumps(index, indent=1, ensure_ascii=False) + "\n")
+        write_atomic(root / INDEX_NAME, dump_index(index))
         page = None
         if catalog:
             from hub.catalog import write_catalog

@@ -361,7 +361,18 @@ class ModelInfo:
     summary_text: str | None
 
 
-def _summary(reg: Registry, rel: Release, defaults: set[str]) -> ModelSummary:
+def _maybe_cached(sha256: str, digests: frozenset[str] | None) -> bool:
+    """False when no blob in the cache can satisfy ``sha256`` (a full digest or a prefix)."""
+    if digests is None:
+        return True
+    sha256 = sha256.lower()
+    if len(sha256) == 64:
+        return sha256 in digests
+    return any(d.startswith(sha256) for d in digests)
+
+
+def _summary(reg: Registry, rel: Release, defaults: set[str],
+             digests: frozenset[str] | None = None) -> ModelSummary:
     from hub.cache import is_cached
     from hub.mshub import parse_evaluation
 
@@ -377,7 +388,7 @@ def _summary(reg: Registry, rel: Release, defaults: set[str]) -> ModelSummary:
         metric=proto.metric if proto else (named or ("AP" if asset.claimed is not None else None)),
         claimed=asset.claimed,
         size=asset.size,
-        cached=is_cached(asset),
+        cached=_maybe_cached(asset.sha256, digests) and is_cached(asset),
         weak_hash=asset.weak,
         architecture=card.architecture.name if card.architecture else None,
         source=card.source,
@@ -397,13 +408,16 @@ def _defaults(reg: Registry) -> set[str]:
 
 def list_models(pattern: str | None = None, *, cards_dirs: Sequence = ()) -> list[ModelSummary]:
     """Every visible name@version, optionally filtered by a shell pattern or substring of the name."""
+    from hub.cache import blob_digests
+
     reg = Registry.scan(cards_dirs)
     defaults = _defaults(reg)
+    digests = blob_digests()
     rows = []
     for rel in reg.visible():
         if pattern and not _matches(rel, pattern):
             continue
-        rows.append(_summary(reg, rel, defaults))
+        rows.append(_summary(reg, rel, defaults, digests))
     return sorted(rows, key=lambda s: (s.name, not s.default, s.version))
 
 
