@@ -54,6 +54,7 @@ pre { background: var(--alt); border: 1px solid var(--line); border-radius: 6px;
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 0; }
 dl.facts dt { color: var(--muted); } dl.facts dd { margin: 0; overflow-wrap: anywhere; }
 .body img { max-width: 100%; }
+.body h1 { font-size: 22px; } .body h2 { font-size: 17px; }
 .plot img { max-width: 560px; width: 100%; border: 1px solid var(--line); }
 footer { margin-top: 36px; color: var(--muted); font-size: 13px; }
 """
