@@ -196,7 +196,8 @@ def unpack(bundle: str | os.PathLike, *, progress: bool | None = None) -> Unpack
         try:
             tar = tarfile.open(bundle, "r:*")
         except (tarfile.TarError, OSError) as exc:
-            raise _bad(bundle, f"not a readable tar file ({exc})") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise _bad(bundle, f"not a readable tar file ({first})") from None
         with tar:
             manifest = None
             expected: dict[str, dict] = {}
@@ -206,7 +207,8 @@ def unpack(bundle: str | os.PathLike, *, progress: bool | None = None) -> Unpack
                 try:
                     member = tar.next()
                 except tarfile.TarError as exc:
-                    raise _bad(bundle, f"the tar file is damaged ({exc})") from None
+                    raise _bad(bundle, "the tar file is damaged "
+                                       f"({str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r})") from None
                 if member is None:
                     break
                 name = member.name
@@ -214,9 +216,10 @@ def unpack(bundle: str | os.PathLike, *, progress: bool | None = None) -> Unpack
                     if name != "manifest.json" or not member.isfile() or member.size > (16 << 20):
                         raise _bad(bundle, "its first member must be manifest.json")
                     try:
-                        manifest = _check_manifest(bundle, json.loads(tar.extractfile(member).read()))
+                        data = json.loads(tar.extractfile(member).read())
                     except ValueError:
                         raise _bad(bundle, "its manifest.json is not JSON") from None
+                    manifest = _check_manifest(bundle, data)
                     expected = {f["path"]: f for f in manifest["files"]}
                     continue
                 if not member.isfile():

@@ -122,7 +122,7 @@ def stub_card(entry: Mapping[str, Any], source: Source) -> Card:
     return Card(
         name=entry["name"],
         version=str(entry["model-version"]),
-        path=Path(entry["path"]),
+        path=None,  # the entry's path is relative to the registry URL (Registry.origin has it)
         source="remote",
         assets=assets,
         architecture=arch,
@@ -237,7 +237,7 @@ class Registry:
         newest = max(version_key(c.version) for c in cards.values())
         top = [c for c in cards.values() if version_key(c.version) == newest]
         if len(top) > 1:
-            files = ", ".join(str(c.path) for c in top)
+            files = ", ".join(self.origin(c) or "?" for c in top)
             raise AmbiguousNameError(
                 f"{name!r} is defined by several cards with model-version {top[0].version}: "
                 f"{files}; pin a version (name@version) or remove one of the cards"
@@ -283,7 +283,9 @@ class Registry:
                 continue
             if str(fm.get("mindspore-version", "")) != ms_version:
                 continue
-            file_stem = rel.card.path.stem if rel.card.path else ""
+            stub = self.stubs.get(id(rel.card))
+            where = stub[1]["path"] if stub else (rel.card.path.as_posix() if rel.card.path else "")
+            file_stem = where.rsplit("/", 1)[-1][: -len(".md")] if where.endswith(".md") else where
             ds = rel.card.dataset or ""
             if stem.lower() in {file_stem.lower(), rel.card.name.lower(),
                                 f"{rel.card.name}_{ds}".lower()}:
@@ -378,7 +380,7 @@ def _summary(reg: Registry, rel: Release, defaults: set[str],
 
     card, asset = rel.card, rel.asset
     proto = card.eval_protocol
-    named = next(iter(parse_evaluation(card.front_matter.get("evaluation"))), None)
+    named = None if proto else next(iter(parse_evaluation(card.front_matter.get("evaluation"))), None)
     return ModelSummary(
         id=rel.id,
         name=card.name,
