@@ -270,8 +270,13 @@ def _fmt(path: tuple) -> str:
     return ".".join(str(p) for p in path)
 
 
+# MindSpore Hub writes "evaluation: -" for "no result", which YAML reads as a list marker
+_EVAL_DASH = re.compile(r"^(evaluation:[ \t]*)-[ \t]*$", re.MULTILINE)
+
+
 def _parse(text: str, file: str) -> _Parsed:
     title, fm_text, start, body = _split(text, file)
+    fm_text = _EVAL_DASH.sub(r'\1"-"', fm_text)
     try:
         node = yaml.compose(fm_text, Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -300,13 +305,32 @@ def _parse(text: str, file: str) -> _Parsed:
     return _Parsed(title, data, ctx.lines, start, body)
 
 
+def asset_versions(data: Mapping) -> list[str]:
+    """The version of each asset: its ``version``, else the card's ``model-version``.
+
+    MindSpore Hub cards list one model in several formats (a ckpt and an mslite file) without
+    versions; an unversioned asset whose format follows an earlier one of the same version is
+    ``<version>-<format>`` (``1.0-mslite``), so every file stays addressable as name@version
+    (two unversioned files of one format stay a duplicate, which the semantic checks report).
+    """
+    default = str(data.get("model-version", "1"))
+    out: list[str] = []
+    formats: dict[str, set] = {}
+    for a in data.get("asset", []) or []:
+        a = a if isinstance(a, Mapping) else {}
+        version, fmt = str(a.get("version", default)), a.get("file-format")
+        if "version" not in a and version in formats and fmt not in formats[version]:
+            version = f"{version}-{fmt}"  # another format of the same model
+        formats.setdefault(version, set()).add(fmt)
+        out.append(version)
+    return out
+
+
 def _semantic_checks(data: dict, lines: dict, file: str) -> list[Finding]:
     """Rules one JSON Schema cannot say: cross-field agreement."""
     out = []
-    default_version = str(data.get("model-version", "1"))
     seen: dict[str, int] = {}
-    for i, asset in enumerate(data.get("asset", [])):
-        version = str(asset.get("version", default_version))
+    for i, version in enumerate(asset_versions(data)):
         if version in seen:
             out.append(
                 Finding(
@@ -363,7 +387,8 @@ def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
     # ("top1acc76.85 | top5acc93.24" claims 76.85, not the 1 of "top1")
     free_claim = next(iter(parse_evaluation(d.get("evaluation")).values()), None)
     assets = []
-    for i, a in enumerate(d["asset"]):
+    versions = asset_versions(d)
+    for i, a in enumerate(d.get("asset", [])):  # MindSpore Hub cards may list no asset
         claimed = a.get("claimed")
         if claimed is None and i == 0:
             claimed = free_claim
@@ -373,7 +398,7 @@ def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
                 links=tuple(_strip_link(x) for x in [a["asset-link"], *a.get("mirrors", [])]),
                 sha256=a["asset-sha256"].lower(),
                 size=a.get("size"),
-                version=str(a.get("version", version)),
+                version=versions[i],
                 claimed=float(claimed) if claimed is not None else None,
                 hardware=a.get("hardware"),
             )

@@ -241,7 +241,7 @@ def card_page(entry: Mapping, body_md: str, *, plot: str | None = None, url: str
         results_html += (
             f'<p class="plot"><img src="{_e(plot)}" alt="precision-recall curve of {_e(name)}"></p>'
         )
-    default = entry["versions"][0]
+    default = entry["versions"][0] if entry["versions"] else "VERSION"
     source = url or "<registry URL>"
     snippet = (
         "import hub\n"

@@ -179,6 +179,8 @@ def read_index(directory: str | os.PathLike) -> dict | None:
 def scan_cards(root: Path) -> list[str]:
     """Relative '/'-paths of the card files below ``root`` (what ``registry.card_files`` finds),
     sorted; os.scandir instead of pathlib because a registry may hold 10,000 cards."""
+    from hub.registry import is_card_name
+
     out: list[str] = []
     stack = [("", str(root))]
     while stack:
@@ -191,7 +193,7 @@ def scan_cards(root: Path) -> list[str]:
             if e.is_dir(follow_symlinks=True):
                 if not e.name.startswith("."):
                     stack.append((prefix + e.name + "/", e.path))
-            elif e.name.endswith(".md") and e.name.lower() != "readme.md" and e.is_file():
+            elif e.name.endswith(".md") and e.is_file() and is_card_name(Path(e.path)):
                 out.append(prefix + e.name)
     return sorted(out)
 

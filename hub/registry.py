@@ -136,8 +136,21 @@ def stub_card(entry: Mapping[str, Any], source: Source) -> Card:
 
 
 def card_files(directory: Path) -> list[Path]:
-    """Card files below a directory (recursively), in a stable order."""
-    return sorted(p for p in directory.rglob("*.md") if p.is_file() and p.name.lower() != "readme.md")
+    """Card files below a directory (recursively), in a stable order.
+
+    ``README.md`` is not a card, and neither is a MindSpore Hub translation ``x_cn.md`` beside
+    its card ``x.md`` (MindSpore Hub judges and loads the English card only).
+    """
+    return sorted(p for p in directory.rglob("*.md") if p.is_file() and is_card_name(p))
+
+
+def is_card_name(path: Path) -> bool:
+    name = path.name
+    if name.lower() == "readme.md":
+        return False
+    if name.endswith("_cn.md") and path.with_name(name[: -len("_cn.md")] + ".md").exists():
+        return False
+    return True
 
 
 @dataclass(frozen=True)

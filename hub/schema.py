@@ -191,6 +191,10 @@ def _describe(err, *, file: str, lines, start_line) -> list[Finding]:
         msg = f"expected one of {allowed}, found {_found(inst)}{_suggest(inst, err.validator_value)}"
     elif v == "type":
         msg = f"expected {err.validator_value}, found {_found(inst)}"
+    elif v in ("pattern", "anyOf") and isinstance(err.schema, dict) and err.schema.get("x-choices"):
+        choices = err.schema["x-choices"]
+        word = str(inst).split("-")[0].split("/")[0] if isinstance(inst, str) else inst
+        msg = f"expected {hint}, found {_found(inst)}{_suggest(word, choices)}"
     elif v in ("pattern", "oneOf", "anyOf") and hint:
         msg = f"expected {hint}, found {_found(inst)}"
     elif v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):

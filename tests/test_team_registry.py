@@ -119,7 +119,7 @@ def test_index_is_incremental_and_reports_invalid_cards(tmp_path, capsys):
     assert (again.cards, again.parsed, again.reused) == (3, 0, 3)
     card = reg / "yolov3_darknet53.md"
     card.write_text(card.read_text().replace("summary: YOLOv3", "summary: Edited YOLOv3"))
-    (reg / "broken.md").write_text("---\nmodel-name: x\n---\n")
+    (reg / "broken.md").write_text("---\nmodel-name: [x]\n---\n")
     code, out, _ = run(capsys, "index", str(reg), "--no-html")
     assert code == 1 and "2 parsed, 2 unchanged" in out and "broken.md" in out
     index = json.loads((reg / INDEX_NAME).read_text())
