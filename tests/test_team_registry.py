@@ -320,3 +320,33 @@ def test_listing_searching_indexing_import_neither_mindspore_nor_numpy(tmp_path)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_yolohub_serve_hosts_a_registry_with_conditional_requests(tmp_path):
+    import os
+    import signal
+
+    import requests
+
+    reg = tmp_path / "reg"
+    shutil.copytree(Path(hub.__file__).parent.parent / "cards", reg)
+    write_index(reg)
+    env = {**os.environ, "PYTHONPATH": str(Path(hub.__file__).parent.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "serve", str(reg), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()
+        url = first.split(" at ", 1)[1].split()[0]
+        r = requests.get(url + "index.json", timeout=10)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+        again = requests.get(url + "index.json", headers={"If-None-Match": r.headers["ETag"]},
+                             timeout=10)
+        assert again.status_code == 304 and again.content == b""
+        since = requests.get(url + "index.json", timeout=10,
+                             headers={"If-Modified-Since": r.headers["Last-Modified"]})
+        assert since.status_code == 304
+        page = requests.get(url + "index.html", timeout=10)
+        assert page.headers["Content-Type"].startswith("text/html") and "Model registry" in page.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
