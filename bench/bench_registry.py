@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -31,17 +32,28 @@ def card_text(i: int) -> str:
     return CARD.replace("model-name: yolov3_darknet53\n", f"model-name: model_{i:05d}\n", 1)
 
 
+CPU: dict[str, float] = {}  # the last run's user+system CPU seconds (robust on a busy machine)
+
+
 def run(argv: list[str], env: dict) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(argv, capture_output=True, text=True, env=env)
     dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if r.returncode != 0:
         raise SystemExit(f"{argv} failed ({r.returncode}): {r.stderr[-2000:]}")
     return dt
 
 
-def best(argv: list[str], env: dict, repeat: int = 3) -> float:
-    return min(run(argv, env) for _ in range(repeat))
+def best(argv: list[str], env: dict, repeat: int = 3) -> tuple[float, float]:
+    """(best wall time, best CPU time) of ``repeat`` runs."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        walls.append(run(argv, env))
+        cpus.append(CPU["last"])
+    return min(walls), min(cpus)
 
 
 def main() -> None:
@@ -59,12 +71,19 @@ def main() -> None:
                "PYTHONPATH": str(ROOT)}
         env.pop("YOLOHUB_CARDS", None)
         index_s = run([*cli, "index", str(reg), "--no-html"], env)
+        index_cpu = CPU["last"]
         catalog_s = run([*cli, "index", str(reg)], env)  # index unchanged: writes the HTML
-        nothing_s = best([*cli, "index", str(reg)], env, repeat=2)
-        d = reg / "model_new"
-        d.mkdir()
-        (d / "1.0.md").write_text(card_text(n))
-        one_new_s = run([*cli, "index", str(reg)], env)
+        nothing_s, nothing_cpu = best([*cli, "index", str(reg)], env, repeat=2)
+        for k, html in ((n, False), (n + 1, True)):
+            d = reg / f"model_new_{k}"
+            d.mkdir()
+            (d / "1.0.md").write_text(card_text(k))
+            if html:
+                one_new_s = run([*cli, "index", str(reg)], env)
+                one_new_cpu = CPU["last"]
+            else:
+                one_new_index_s = run([*cli, "index", str(reg), "--no-html"], env)
+                one_new_index_cpu = CPU["last"]
         index_bytes = (reg / "index.json").stat().st_size
 
         gets: list[tuple[str, int]] = []
@@ -86,33 +105,42 @@ def main() -> None:
             first_fetch_s = run([*cli, "update", "--cards", url], env)
             fetched = list(gets)
             gets.clear()
-            list_s = best([*cli, "list", "--cards", url], env)
+            list_s, list_cpu = best([*cli, "list", "--cards", url], env)
             cached_requests = len(gets)
             gets.clear()
             run([*cli, "list", "--cards", url], {**env, "YOLOHUB_REGISTRY_TTL": "0"})
             revalidate = list(gets)
             gets.clear()
-            search_s = best([*cli, "search", "model_0042", "--cards", url], env)
+            search_s, search_cpu = best([*cli, "search", "model_0042", "--cards", url], env)
         finally:
             server.shutdown()
             server.server_close()
-        builtin_list_s = best([*cli, "list"], env)
+        builtin_list_s, builtin_list_cpu = best([*cli, "list"], env)
     result = {
         "machine": platform.processor() or platform.machine(),
+        "load_average_1min": round(os.getloadavg()[0], 1),
         "cards": n,
         "index_full_s": round(index_s, 2),
+        "index_full_cpu_s": round(index_cpu, 2),
         "catalog_full_s": round(catalog_s, 2),
         "index_and_catalog_unchanged_s": round(nothing_s, 2),
+        "index_and_catalog_unchanged_cpu_s": round(nothing_cpu, 2),
+        "index_after_one_new_card_s": round(one_new_index_s, 2),
+        "index_after_one_new_card_cpu_s": round(one_new_index_cpu, 2),
         "index_and_catalog_after_one_new_card_s": round(one_new_s, 2),
+        "index_and_catalog_after_one_new_card_cpu_s": round(one_new_cpu, 2),
         "index_json_mb": round(index_bytes / 1e6, 1),
         "first_index_fetch_s": round(first_fetch_s, 2),
         "first_fetch_requests": len(fetched),
         "list_cached_remote_index_s": round(list_s, 3),
+        "list_cached_remote_index_cpu_s": round(list_cpu, 3),
         "list_cached_remote_requests": cached_requests,
         "revalidate_requests": len(revalidate),
         "revalidate_statuses": [s for _, s in revalidate],
         "search_cached_remote_index_s": round(search_s, 3),
+        "search_cached_remote_index_cpu_s": round(search_cpu, 3),
         "list_builtin_only_s": round(builtin_list_s, 3),
+        "list_builtin_only_cpu_s": round(builtin_list_cpu, 3),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "registry.json").write_text(json.dumps(result, indent=2) + "\n")

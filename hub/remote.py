@@ -151,7 +151,7 @@ class RemoteRegistry:
                                 f"{_first_line(reason)}") from None
         now = time.time()
         if doc.status == 304 and cached is not None:
-            self._write_state(state, now, doc.headers)
+            self._write_state(state, now, doc.headers, revalidated=True)
             return RemoteIndex(self.url, cached, now)
         data = _parse_json(doc.body, target, doc.headers)
         check_index(data, origin=target)
@@ -160,18 +160,20 @@ class RemoteRegistry:
         self._write_state(state, now, doc.headers)
         return RemoteIndex(self.url, data, now)
 
-    def _write_state(self, state: dict, now: float, headers: dict) -> None:
+    def _write_state(self, state: dict, now: float, headers: dict, *, revalidated: bool = False
+                     ) -> None:
+        """Remember when the index was confirmed and its validators.  A 304 may omit them
+        (Python's http.server sends neither ETag nor Last-Modified with it): keep the old ones."""
         from hub.integrity import write_atomic
 
         lower = {k.lower(): v for k, v in headers.items()}
+        keep = state if revalidated else {}
         new = {
             "url": self.url,
             "checked": now,
-            "etag": lower.get("etag", state.get("etag") if headers == {} else None),
-            "last-modified": lower.get("last-modified"),
+            "etag": lower.get("etag") or keep.get("etag"),
+            "last-modified": lower.get("last-modified") or keep.get("last-modified"),
         }
-        if not headers:  # file:// has no validators
-            new["etag"] = new["last-modified"] = None
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self._state_file, json.dumps(new, indent=1))
 

@@ -64,7 +64,7 @@ def start_stdlib_server(root: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
          "--directory", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=open(root.parent / "server.log", "a"),  # noqa: SIM115
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -180,6 +180,16 @@ def test_registry_served_by_stdlib_http_server_end_to_end(checkpoint, tmp_path, 
         assert code == 3 and "available: team_v3@1.0, team_v3@2.0" in err
         code, _, err = run(capsys, "info", "teem_v3", "--cards", url)
         assert code == 3 and "did you mean team_v3" in err
+        # python's server answers If-Modified-Since with a bare 304; revalidation keeps working
+        state_files = list((Path(hub.settings.get_settings().home) / "registries").glob("*/state.json"))
+        [state_file] = state_files
+        for _ in range(2):
+            assert run(capsys, "update", "--cards", url)[0] == 0
+            assert json.loads(state_file.read_text())["last-modified"]
+        time.sleep(0.2)
+        log = (tmp_path / "server.log").read_text()
+        assert log.count('"GET /cards/index.json HTTP/1.1" 200') == 1
+        assert log.count('"GET /cards/index.json HTTP/1.1" 304') == 2
     finally:
         stop(proc)
     # the server is gone: the cache keeps the client working, with a one-line notice
