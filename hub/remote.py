@@ -49,6 +49,11 @@ def normalize_url(url: str) -> str:
     """The registry's base URL, ending in '/' (a URL naming index.json itself is accepted)."""
     from hub.http import check_url, strip_link
 
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url.strip()):
+        raise RegistryError(
+            f"registry URL {url!r} contains spaces or control characters; percent-encode them "
+            "(%20) or fix the URL"
+        )
     url = check_url(strip_link(url))
     if url.endswith("/index.json"):
         url = url[: -len("index.json")]
