@@ -227,6 +227,11 @@ def rehash(
         return card
     if card.path is None:
         raise InputDataError(f"{release.id}: the card has no file to write the full hash into")
+    if card.source == "remote":
+        raise InputDataError(
+            f"{release.id}: its card comes from a registry URL; run 'yolohub rehash' where the "
+            "registry's files are, then 'yolohub index' there"
+        )
     if not os.access(card.path, os.W_OK):
         raise InputDataError(
             f"{release.id}: cannot write {card.path}; copy the card into a directory you own and "
@@ -257,6 +262,9 @@ def rehash(
     assets[index] = entry
     new_card = update_card(card.path, {"asset": assets})
     _adopt_full_hash(release, result)
+    from hub.index import reindex_containing
+
+    reindex_containing(card.path)  # a registry's index follows the card
     log.debug("%s: %s now pins sha256 %s (%d bytes)", release.id, card.path, result.sha256,
              result.size)
     return new_card

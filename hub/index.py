@@ -301,3 +301,23 @@ def write_index(
             page = write_catalog(root, index, url=url, progress=progress)
     invalid = tuple((e["path"], e["error"]) for e in index["invalid"])
     return IndexResult(root / INDEX_NAME, len(index["cards"]), parsed, reused, invalid, removed, page)
+
+
+def reindex_containing(card_path: str | os.PathLike) -> Path | None:
+    """Refresh the index (and catalog) of the registry that holds ``card_path``, if it has one.
+
+    A card changed in place (``yolohub eval --update-card``, ``yolohub rehash``) must not fall
+    out of step with its index, or clients would refuse it as edited behind the index's back.
+    """
+    from hub.errors import HubError
+
+    here = Path(card_path).resolve().parent
+    for d in [here, *here.parents][:4]:
+        if (d / INDEX_NAME).is_file():
+            try:
+                write_index(d)
+            except (HubError, OSError) as exc:
+                log.warning("%s changed but %s was not updated (%s); run 'yolohub index %s'",
+                            card_path, d / INDEX_NAME, exc, d)
+            return d
+    return None

@@ -360,3 +360,20 @@ def test_yolohub_serve_hosts_a_registry_with_conditional_requests(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
+
+
+def test_cards_changed_in_place_keep_their_registry_index_in_step(http_server, tmp_path, capsys):
+    from httpserver import make_random_file, write_asset_card
+
+    sha, size = make_random_file(http_server.root / "w.ckpt", 4096)
+    reg = tmp_path / "reg"
+    card = write_asset_card(reg / "weak", "weak_model", http_server.url_for("w.ckpt"), sha[:8])
+    write_index(reg)
+    assert run(capsys, "rehash", "weak_model", "--cards", str(reg))[0] == 0
+    [entry] = json.loads((reg / INDEX_NAME).read_text())["cards"]
+    assert entry["sha256"] == hashlib.sha256(card.read_bytes()).hexdigest()
+    assert entry["assets"][0]["sha256"] == sha and entry["assets"][0]["size"] == size
+    assert sha in (reg / "weak" / "weak_model.html").read_text()
+    # so a client of the registry URL accepts the rewritten card
+    code, out, _ = run(capsys, "info", "weak_model", "--cards", reg.resolve().as_uri())
+    assert code == 0 and sha in out
