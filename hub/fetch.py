@@ -240,12 +240,14 @@ def rehash(
     result = fetch_release(release, offline=offline, progress=progress)
     fm = card.editable_front_matter()
     assets = fm.get("asset") or []
-    default_version = str(fm.get("model-version", "1"))
+    from hub.card import asset_versions
+
+    versions = asset_versions(fm)  # as the card parser names them (1.0-mslite, ...)
     index = next(
         (
             i
             for i, a in enumerate(assets)
-            if str(a.get("version", default_version)) == asset.version
+            if versions[i] == asset.version
             and str(a.get("asset-sha256", "")).lower() == asset.sha256
         ),
         None,
