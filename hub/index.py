@@ -190,9 +190,8 @@ def scan_cards(root: Path) -> list[str]:
         except OSError:
             continue
         for e in entries:
-            if e.is_dir(follow_symlinks=True):
-                if not e.name.startswith("."):
-                    stack.append((prefix + e.name + "/", e.path))
+            if e.is_dir(follow_symlinks=False):  # as pathlib.rglob: no symlinked directories
+                stack.append((prefix + e.name + "/", e.path))
             elif e.name.endswith(".md") and e.is_file() and is_card_name(Path(e.path)):
                 out.append(prefix + e.name)
     return sorted(out)

@@ -170,7 +170,7 @@ class _StubFactory:
             dataset=(entry.get("dataset") or "").lower() or None,
             front_matter=fm,
             body="",
-            title="",
+            title=entry.get("title") or "",
         )
 
 

@@ -125,6 +125,14 @@ def test_index_is_incremental_and_reports_invalid_cards(tmp_path, capsys):
     index = json.loads((reg / INDEX_NAME).read_text())
     [v3] = [e for e in index["cards"] if e["name"] == "yolov3_darknet53"]
     assert v3["summary"].startswith("Edited") and index["invalid"][0]["path"] == "broken.md"
+    from hub.registry import card_files
+
+    (reg / ".hidden").mkdir()
+    (reg / ".hidden" / "x.md").write_text(card.read_text().replace("yolov3_darknet53\n", "hid\n", 1))
+    (reg / "README.md").write_text("# not a card\n")
+    index = json.loads(write_index(reg, catalog=False).path.read_text())
+    seen = {e["path"] for e in index["cards"]} | {e["path"] for e in index["invalid"]}
+    assert seen == {p.relative_to(reg).as_posix() for p in card_files(reg)}  # what `list` sees
     card.unlink()
     assert write_index(reg, catalog=False).removed == 1
 
