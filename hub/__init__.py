@@ -36,6 +36,11 @@ _API = {
     "evaluate": "hub.evaluation",
     "train": "hub.training",
     "check_environment": "hub.environment",
+    "search": "hub.searching",
+    "write_index": "hub.index",
+    "update": "hub.remote",
+    "pack": "hub.bundle",
+    "unpack": "hub.bundle",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -18,3 +18,7 @@ def builtin_cards_dir() -> Path:
 
 def schema_path() -> Path:
     return _data_dir("schema") / "model-card.schema.json"
+
+
+def index_schema_path() -> Path:
+    return _data_dir("schema") / "registry-index.schema.json"

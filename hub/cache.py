@@ -575,3 +575,26 @@ def prune(*, settings: Settings | None = None, partial_age: float = 0.0) -> Remo
                 q.unlink(missing_ok=True)
             removed.append(q)
     return Removal(tuple(removed), freed, tuple(kept))
+
+
+def blob_digests(settings: Settings | None = None) -> frozenset[str]:
+    """The full sha256 of every blob file in the cache, from one directory walk (no hashing).
+
+    Lets ``yolohub list`` rule out the uncached majority of a 10,000-card registry without a
+    ``stat`` per card; :func:`is_cached` still decides for the rest.
+    """
+    root = CacheLayout.from_settings(settings).root / "blobs" / "sha256"
+    out = set()
+    try:
+        shards = list(os.scandir(root))
+    except OSError:
+        return frozenset()
+    for shard in shards:
+        try:
+            for e in os.scandir(shard.path):
+                sha = e.name.split(".", 1)[0]
+                if _DIGEST_NAME.match(sha):
+                    out.add(sha)
+        except OSError:
+            continue
+    return frozenset(out)

@@ -27,6 +27,7 @@ import yaml
 from hub import schema as _schema
 from hub.errors import CardValidationError, Finding
 from hub.integrity import write_atomic  # noqa: F401 (re-exported: hub.card.write_atomic)
+from hub.mshub import parse_evaluation
 
 MAX_CARD_BYTES = 1 << 20
 # Bounds on the front-matter, checked while parsing so that no card costs more than milliseconds
@@ -359,6 +360,10 @@ def _fmt(path: tuple) -> str:
     return _schema._field(path)
 
 
+# MindSpore Hub writes "evaluation: -" for "no result", which YAML reads as a list marker
+_EVAL_DASH = re.compile(r"^(evaluation:[ \t]*)-[ \t]*$", re.MULTILINE)
+
+
 def _compose(text: str, file: str, start: int, what: str) -> yaml.Node | None:
     """The YAML node graph of ``text`` (lines counted from ``start``), within the shape bounds."""
     _check_shape(text, file, start)
@@ -398,6 +403,7 @@ def load_yaml(text: str, *, file: str = "<yaml>") -> Any:
 
 def _parse(text: str, file: str) -> _Parsed:
     title, fm_text, start, body = _split(text, file)
+    fm_text = _EVAL_DASH.sub(r'\1"-"', fm_text)
     node = _compose(fm_text, file, start, "front-matter")
     if node is None:
         raise CardValidationError(
@@ -412,13 +418,32 @@ def _parse(text: str, file: str) -> _Parsed:
     return _Parsed(title, data, lines, start, body)
 
 
+def asset_versions(data: Mapping) -> list[str]:
+    """The version of each asset: its ``version``, else the card's ``model-version``.
+
+    MindSpore Hub cards list one model in several formats (a ckpt and an mslite file) without
+    versions; an unversioned asset whose format follows an earlier one of the same version is
+    ``<version>-<format>`` (``1.0-mslite``), so every file stays addressable as name@version
+    (two unversioned files of one format stay a duplicate, which the semantic checks report).
+    """
+    default = str(data.get("model-version", "1"))
+    out: list[str] = []
+    formats: dict[str, set] = {}
+    for a in data.get("asset", []) or []:
+        a = a if isinstance(a, Mapping) else {}
+        version, fmt = str(a.get("version", default)), a.get("file-format")
+        if "version" not in a and version in formats and fmt not in formats[version]:
+            version = f"{version}-{fmt}"  # another format of the same model
+        formats.setdefault(version, set()).add(fmt)
+        out.append(version)
+    return out
+
+
 def _semantic_checks(data: dict, lines: dict, file: str) -> list[Finding]:
     """Rules one JSON Schema cannot say: cross-field agreement."""
     out = []
-    default_version = str(data.get("model-version", "1"))
     seen: dict[str, int] = {}
-    for i, asset in enumerate(data.get("asset", [])):
-        version = str(asset.get("version", default_version))
+    for i, version in enumerate(asset_versions(data)):
         if version in seen:
             out.append(
                 Finding(
@@ -468,27 +493,34 @@ def _strip_link(link: str) -> str:
     return link[1:-1] if link.startswith("<") and link.endswith(">") else link
 
 
-# MindSpore Hub's free-text claim of a detector: "mAP46.6", "AP50: 61.2", "mAP 45.5%". Anything
-# else ("top1acc76.85 | top5acc93.24", a classifier's) is no detection claim and is not read as one.
+# MindSpore Hub's free-text claim of a detector: "mAP46.6", "AP50: 61.2", "mAP 45.5%".
 _CLAIM = re.compile(
     r"\s*m?(AP(?:50|75|[sml])?)\s*[:=]?\s*([0-9]{1,3}(?:\.[0-9]+)?)\s*%?\s*", re.IGNORECASE
 )
 
 
-def free_text_claim(text: str) -> tuple[str, float] | None:
-    """(metric, value) of a free-text ``evaluation:`` that states one detection metric, else None."""
-    m = _CLAIM.fullmatch(text)
-    if m is None or float(m.group(2)) > 100:
+def free_text_claim(text: object) -> tuple[str, float] | None:
+    """(metric, value) claimed by a free-text ``evaluation:``, else None.
+
+    One detection metric is named as the schema names it (``mAP46.6`` claims AP 46.6); any other
+    text claims its first named metric under that name (``top1acc76.85 | top5acc93.24`` claims
+    top1acc 76.85, not the 1 of "top1").
+    """
+    if not isinstance(text, str):
         return None
-    return "AP" + m.group(1)[2:].lower(), float(m.group(2))  # APs/APm/APl as the schema says
+    m = _CLAIM.fullmatch(text)
+    if m is not None and float(m.group(2)) <= 100:
+        return "AP" + m.group(1)[2:].lower(), float(m.group(2))  # APs/APm/APl as in the schema
+    return next(iter(parse_evaluation(text).items()), None)
 
 
 def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
     d = parsed.data
     version = str(d.get("model-version", "1"))
-    free = free_text_claim(d["evaluation"]) if isinstance(d.get("evaluation"), str) else None
+    free = free_text_claim(d.get("evaluation"))
     assets = []
-    for i, a in enumerate(d["asset"]):
+    versions = asset_versions(d)
+    for i, a in enumerate(d.get("asset", [])):  # MindSpore Hub cards may list no asset
         claimed = a.get("claimed")
         metric = None
         if claimed is None and i == 0 and free is not None:
@@ -499,7 +531,7 @@ def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
                 links=tuple(_strip_link(x) for x in [a["asset-link"], *a.get("mirrors", [])]),
                 sha256=a["asset-sha256"].lower(),
                 size=a.get("size"),
-                version=str(a.get("version", version)),
+                version=versions[i],
                 claimed=float(claimed) if claimed is not None else None,
                 hardware=a.get("hardware"),
                 metric=metric,

@@ -188,3 +188,12 @@ class ClaimNotReproducedError(HubError):
     """Evaluation measured a value outside the card's tolerance around its claim."""
 
     exit_code = 1
+
+
+# --- registries and bundles ---------------------------------------------------------------------
+
+
+class RegistryError(InputDataError):
+    """A registry (index, URL, bundle) is not what it claims to be: not a registry, an index that
+    fails its schema, an HTML page where JSON was expected, a bundle member escaping its
+    directory."""

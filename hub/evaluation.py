@@ -272,7 +272,25 @@ def record_result(card: Card, report: EvalReport, *, version: str) -> Card:
     }
     results = list(card.front_matter.get("eval-results") or [])
     results.append(entry)
-    return update_card(card.path, {"eval-results": results})
+    updated = update_card(card.path, {"eval-results": results})
+    _publish_plot(card.path, report)
+    from hub.index import reindex_containing
+
+    reindex_containing(card.path)  # a registry's index and catalog follow the card
+    return updated
+
+
+def _publish_plot(card_path: Path, report: EvalReport) -> None:
+    """Put the precision-recall plot beside the card (``<card>.pr.png``), where the registry's
+    HTML catalog shows it with the card's eval results."""
+    import shutil
+
+    plot = Path(report.plot)
+    if plot.is_file():
+        try:
+            shutil.copyfile(plot, Path(card_path).with_name(Path(card_path).stem + ".pr.png"))
+        except OSError as exc:
+            log.warning("could not copy the precision-recall plot beside %s: %s", card_path, exc)
 
 
 def _check_owned(card: Card) -> None:

@@ -227,6 +227,11 @@ def rehash(
         return card
     if card.path is None:
         raise InputDataError(f"{release.id}: the card has no file to write the full hash into")
+    if card.source == "remote":
+        raise InputDataError(
+            f"{release.id}: its card comes from a registry URL; run 'yolohub rehash' where the "
+            "registry's files are, then 'yolohub index' there"
+        )
     if not os.access(card.path, os.W_OK):
         raise InputDataError(
             f"{release.id}: cannot write {card.path}; copy the card into a directory you own and "
@@ -235,12 +240,14 @@ def rehash(
     result = fetch_release(release, offline=offline, progress=progress)
     fm = card.editable_front_matter()
     assets = fm.get("asset") or []
-    default_version = str(fm.get("model-version", "1"))
+    from hub.card import asset_versions
+
+    versions = asset_versions(fm)  # as the card parser names them (1.0-mslite, ...)
     index = next(
         (
             i
             for i, a in enumerate(assets)
-            if str(a.get("version", default_version)) == asset.version
+            if versions[i] == asset.version
             and str(a.get("asset-sha256", "")).lower() == asset.sha256
         ),
         None,
@@ -257,6 +264,9 @@ def rehash(
     assets[index] = entry
     new_card = update_card(card.path, {"asset": assets})
     _adopt_full_hash(release, result)
+    from hub.index import reindex_containing
+
+    reindex_containing(card.path)  # a registry's index follows the card
     log.debug("%s: %s now pins sha256 %s (%d bytes)", release.id, card.path, result.sha256,
              result.size)
     return new_card

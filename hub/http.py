@@ -362,3 +362,86 @@ def _user_agent() -> str:
     from hub import __version__
 
     return f"yolohub/{__version__}"
+
+
+# --- small documents (registry indexes and cards) -------------------------------------------------
+
+
+@dataclass
+class Document:
+    """A small document fetched whole: status 200 with its bytes, or 304 (not modified)."""
+
+    url: str
+    status: int
+    headers: dict
+    body: bytes = b""
+
+
+def get_document(
+    url: str,
+    *,
+    headers: dict | None = None,
+    max_bytes: int = 64 << 20,
+    settings: Settings | None = None,
+) -> Document:
+    """GET a small document (an index or a card) in one request, without retries.
+
+    Conditional headers (``If-None-Match`` / ``If-Modified-Since``) may be passed; a 304 answer
+    comes back as a :class:`Document` with status 304.  ``file://`` URLs are read from disk.
+    Connection failures and 5xx raise :class:`TransientError` (the caller falls back to its
+    cache); other refusals :class:`DownloadError`; offline mode :class:`OfflineModeError`.
+    """
+    import requests
+
+    settings = settings or get_settings()
+    url = check_url(url)
+    if urlsplit(url).scheme.lower() == "file":
+        path = file_url_path(url)
+        try:
+            with open(path, "rb") as f:
+                body = f.read(max_bytes + 1)
+        except FileNotFoundError:
+            raise DownloadError(f"{url}: no such file") from None
+        except OSError as exc:
+            raise DownloadError(f"{url}: cannot read: {exc.strerror or exc}") from None
+        if len(body) > max_bytes:
+            raise DownloadError(f"{url}: larger than {max_bytes} bytes; is this really an index?")
+        return Document(url, 200, {}, body)
+    if settings.offline:
+        raise OfflineModeError(f"offline mode is on: not fetching {redact(url)}")
+    timeout = (settings.connect_timeout, settings.read_timeout)
+    with requests.Session() as s:
+        s.headers["User-Agent"] = _user_agent()
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                r = s.get(url, headers=headers or {}, timeout=timeout, stream=True,
+                          allow_redirects=False)
+            except requests.exceptions.RequestException as exc:
+                raise TransientError(f"{redact(url)}: {_short(exc)}") from None
+            with r:
+                if r.is_redirect and r.headers.get("Location"):
+                    url = check_url(requests.compat.urljoin(url, r.headers["Location"]))
+                    if urlsplit(url).scheme.lower() == "file":
+                        raise UnsafeURLError(f"refusing redirect to a local file {url}")
+                    continue
+                if r.status_code == 304:
+                    return Document(url, 304, dict(r.headers))
+                if r.status_code in RETRY_STATUSES:
+                    raise TransientError(f"{redact(url)}: HTTP {r.status_code} {r.reason or ''}")
+                if r.status_code != 200:
+                    raise DownloadError(
+                        f"{redact(url)}: HTTP {r.status_code} {r.reason or ''}".rstrip()
+                    )
+                body = bytearray()
+                try:
+                    for chunk in r.iter_content(1 << 16):
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise DownloadError(
+                                f"{redact(url)}: larger than {max_bytes} bytes; is this really "
+                                "a registry document?"
+                            )
+                except requests.exceptions.RequestException as exc:
+                    raise TransientError(f"{redact(url)}: {_short(exc)}") from None
+                return Document(url, 200, dict(r.headers), bytes(body))
+    raise DownloadError(f"{redact(url)}: more than {MAX_REDIRECTS} redirects")

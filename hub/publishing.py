@@ -164,9 +164,22 @@ def publish(
                     break
             raise
     card = load_card(card_path)
+    _reindex(registry)
     log.debug("published %s@%s: %s -> %s (sha256 %s, %d bytes)", name, version, card_path, url,
              sha, size)
     return PublishResult(card_path, asset_path, sha, size, url, card, report, existing is not None)
+
+
+def _reindex(registry: Path) -> None:
+    """Bring the registry's index.json and HTML catalog up to date with the new card."""
+    from hub.errors import HubError
+    from hub.index import write_index
+
+    try:
+        write_index(registry)
+    except (HubError, OSError) as exc:  # the card is published; say how to finish the index
+        log.warning("published, but the registry index was not updated (%s); run "
+                    "'yolohub index %s'", exc, registry)
 
 
 STORE_LOCK = ".yolohub-store.lock"

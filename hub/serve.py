@@ -84,9 +84,15 @@ class StaticHandler(BaseHTTPRequestHandler):
                     return
                 start, end = parsed
                 status = HTTPStatus.PARTIAL_CONTENT
+            if status == HTTPStatus.OK and self.not_modified(etag, st.st_mtime):
+                self.send_response(HTTPStatus.NOT_MODIFIED)
+                self.send_header("ETag", etag)
+                self.send_header("Last-Modified", modified)
+                self.end_headers()
+                return
             length = max(0, end - start + 1)
             self.send_response(status)
-            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Type", self.content_type(path))
             self.send_header("Accept-Ranges", "bytes")
             self.send_header("ETag", etag)
             self.send_header("Last-Modified", modified)
@@ -96,6 +102,30 @@ class StaticHandler(BaseHTTPRequestHandler):
             self.end_headers()
             if not head and length:
                 self.send_body(f, start, length)
+
+    def not_modified(self, etag: str, mtime: float) -> bool:
+        """True when the request's If-None-Match / If-Modified-Since says the client's copy is
+        current (RFC 9110: If-None-Match wins when both are sent)."""
+        inm = self.headers.get("If-None-Match")
+        if inm is not None:
+            return any(t.strip() in (etag, "*") for t in inm.split(","))
+        ims = self.headers.get("If-Modified-Since")
+        if ims:
+            try:
+                since = email.utils.parsedate_to_datetime(ims).timestamp()
+            except (TypeError, ValueError):
+                return False
+            return int(mtime) <= since
+        return False
+
+    @staticmethod
+    def content_type(path: Path) -> str:
+        """HTML, JSON, markdown and images as themselves (a browser shows the catalog);
+        anything else, checkpoints included, as bytes."""
+        kind = {".html": "text/html; charset=utf-8", ".json": "application/json",
+                ".md": "text/markdown; charset=utf-8", ".png": "image/png",
+                ".svg": "image/svg+xml", ".css": "text/css"}
+        return kind.get(path.suffix.lower(), "application/octet-stream")
 
     def send_length_header(self, length: int) -> None:
         self.send_header("Content-Length", str(length))

@@ -4,7 +4,8 @@
 variable                          meaning                                 default
 ================================  ======================================  =========================
 ``YOLOHUB_HOME``                  cache root                              ``~/.cache/yolohub``
-``YOLOHUB_CARDS``                 extra card directories, ``:``-separated none
+``YOLOHUB_CARDS``                 extra card sources (dirs, registry URLs) none
+``YOLOHUB_REGISTRY_TTL``          seconds a fetched registry index is fresh 300
 ``YOLOHUB_OFFLINE``               never open a network connection         off
 ``YOLOHUB_MIRRORS``               host rewrites ``old=new,old2=new2``     none
 ``YOLOHUB_CONNECT_TIMEOUT``       seconds to establish a connection       10
@@ -26,6 +27,7 @@ not a silent default.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,7 +40,8 @@ _FALSE = {"0", "false", "no", "off", ""}
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    cards_path: tuple[Path, ...] = ()
+    cards_path: tuple[Path | str, ...] = ()  # directories (Path) and registry URLs (str)
+    registry_ttl: float = 300.0
     offline: bool = False
     mirrors: tuple[tuple[str, str], ...] = ()
     connect_timeout: float = 10.0
@@ -97,13 +100,44 @@ def parse_mirrors(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+_URL_START = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+
+
+def is_url(entry: str | os.PathLike) -> bool:
+    """True for a registry URL (``https://``, ``http://``, ``file://``), False for a path."""
+    return isinstance(entry, str) and _URL_START.match(entry) is not None
+
+
+def parse_cards_path(value: str) -> tuple[Path | str, ...]:
+    """Split ``YOLOHUB_CARDS``: entries separated by ``;``, whitespace or (between directories)
+    ``:``.  A URL runs to the next ``;`` or whitespace, so its ``host:port`` colon is kept."""
+    out: list[Path | str] = []
+    i, n = 0, len(value)
+    while i < n:
+        if value[i] in ";: \t\n":
+            i += 1
+            continue
+        if _URL_START.match(value, i):
+            j = i
+            while j < n and value[j] not in "; \t\n":
+                j += 1
+            out.append(value[i:j])
+        else:
+            j = i
+            while j < n and value[j] not in ";: \t\n":
+                j += 1
+            out.append(Path(value[i:j]).expanduser())
+        i = j
+    return tuple(out)
+
+
 def get_settings(env: dict[str, str] | None = None) -> Settings:
     """Build the settings from the environment as it is now (never cached)."""
     env = os.environ if env is None else env
     home = env.get("YOLOHUB_HOME") or os.path.join(
         env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "yolohub"
     )
-    cards = tuple(Path(p).expanduser() for p in env.get("YOLOHUB_CARDS", "").split(":") if p)
+    cards = parse_cards_path(env.get("YOLOHUB_CARDS", ""))
     progress = env.get("YOLOHUB_PROGRESS", "auto").strip().lower() or "auto"
     if progress not in {"auto", *_TRUE, *_FALSE}:
         raise InputDataError(f"YOLOHUB_PROGRESS={progress!r}; expected auto, 1 or 0")
@@ -127,6 +161,7 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         lock_timeout=num("YOLOHUB_LOCK_TIMEOUT", 1800.0),
         max_download=num("YOLOHUB_MAX_DOWNLOAD", 8 << 30, int),
         progress=progress,
+        registry_ttl=num("YOLOHUB_REGISTRY_TTL", 300.0),
         debug=parse_bool("YOLOHUB_DEBUG", env.get("YOLOHUB_DEBUG", "")),
         compile_cache=parse_bool("YOLOHUB_COMPILE_CACHE", env.get("YOLOHUB_COMPILE_CACHE", "1")),
     )

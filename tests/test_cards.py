@@ -112,8 +112,9 @@ def _with(line_old: str, line_new: str) -> str:
          "c.md:3: model-nmae: unknown field 'model-nmae'; did you mean 'model-name', "
          "'model-version'?"),
         (_with("model-name: demo", "model-name: demo\nmodule-type: cvv"),
-         "c.md:3: module-type: expected one of 'cv', 'nlp', 'audio', 'recommend', 'gnn', "
-         "'multimodal', 'other', found string 'cvv'; did you mean 'cv'?"),
+         "c.md:3: module-type: expected one of cv, nlp, audio, recommend, gnn, multimodal, other, "
+         "rl, cvtmodel, cross, hpc, mm (the task family), optionally followed by a '-subtype' such "
+         "as cv-classification, found string 'cvv'; did you mean 'cv'?"),
         (_with("asset-sha256: 0123abcd", "asset-sha256: 0123abc"),
          "c.md:6: asset[0].asset-sha256: expected 8 to 64 hex digits (a full sha256 has 64; legacy "
          "MindSpore Hub cards carry an 8-digit prefix), found string '0123abc'"),

@@ -143,6 +143,20 @@ COMMANDS = {
     # a real run spawns MindSpore twice (kernel check, probe): few examples, mostly bad words
     "env": st.tuples(st.just(["env"]), st.lists(words, max_size=2),
                      options(JSON, ("--no-measure", None))),
+    "index": st.tuples(st.just(["index"]), st.lists(path_or_word, min_size=1, max_size=2),
+                       options(("--url", words), ("--no-html", None))),
+    "update": st.tuples(st.just(["update"]), st.lists(words, max_size=1), options(CARDS, JSON)),
+    "search": st.tuples(st.just(["search"]), st.lists(words, min_size=1, max_size=3),
+                        options(CARDS, JSON)),
+    # never a directory: a valid one would serve until interrupted
+    "serve": st.tuples(st.just(["serve"]),
+                       st.lists(st.sampled_from(["@missing", "@garbage.ckpt", "@empty.ckpt",
+                                                 "@nope/deeper/x"]), min_size=1, max_size=1),
+                       options(("--host", words), ("--port", numbers))),
+    "pack": st.tuples(st.just(["pack"]), st.lists(names, min_size=1, max_size=2),
+                      options(("-o", path_or_word), ("--offline", None), CARDS, JSON)),
+    "unpack": st.tuples(st.just(["unpack"]), st.lists(path_or_word, min_size=1, max_size=1),
+                        options(JSON)),
     "store": st.one_of(
         st.tuples(st.just(["store", "gc"]),
                   st.tuples(st.one_of(st.sampled_from(["@store", "@someone"]), path_or_word),

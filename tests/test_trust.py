@@ -143,15 +143,18 @@ def test_claims_are_shown_as_written_and_free_text_is_not_misread(tmp_path, caps
     assert main(["list", "--cards", str(reg), "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert (rows["one"]["metric"], rows["one"]["claimed"]) == ("AP", 1.0)
-    assert (rows["classifier"]["metric"], rows["classifier"]["claimed"]) == (None, None)
+    # a classifier's free text claims its first named metric under that name, never "AP 1"
+    assert (rows["classifier"]["metric"], rows["classifier"]["claimed"]) == ("top1acc", 76.85)
     assert (rows["legacy"]["metric"], rows["legacy"]["claimed"]) == ("AP50", 61.2)
     assert main(["list", "--cards", str(reg)]) == 0
     table = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert "AP 1.0 " in table["one@1.0"]
-    assert " AP " not in table["classifier@1.0"] and "AP50 61.2" in table["legacy@1.0"]
+    assert " AP " not in table["classifier@1.0"] and "top1acc 76.85" in table["classifier@1.0"]
+    assert "AP50 61.2" in table["legacy@1.0"]
     assert main(["info", "classifier", "--cards", str(reg)]) == 0
     out = capsys.readouterr().out
-    assert "claimed       -" in out and "top1acc76.85 | top5acc93.24 (free text" in out
+    assert "claimed       top1acc 76.85" in out
+    assert "top1acc76.85 | top5acc93.24 (free text" in out
 
 
 def test_info_never_says_a_card_shadows_its_own_file(tmp_path, monkeypatch, capsys):

@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "hub.cli.evaluate",  # eval
     "hub.cli.demo",  # demo
     "hub.cli.env",  # env
+    "hub.cli.registry",  # index, update, search, serve, pack, unpack
 )
 
 

@@ -112,8 +112,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("classes", str(i.class_count) if i.class_count else "-"),
         ("dataset", s.dataset or "-"),
         ("claimed", f"{s.metric} {claim_text(s.claimed)}" if s.claimed is not None else "-"),
-        *([("evaluation", f"{i.evaluation} (free text, no detection claim)")]
-          if i.evaluation and s.claimed is None else []),
+        *([("evaluation", f"{i.evaluation} (free text, as the card wrote it)")]
+          if isinstance(i.evaluation, str) and i.evaluation.strip() not in ("", "-") else []),
         ("protocol", ", ".join(f"{k}={v}" for k, v in (i.eval_protocol or {}).items()) or "-"),
         ("sha256", i.sha256 + hash_note),
         ("size", _size(s.size)),

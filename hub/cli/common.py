@@ -9,16 +9,23 @@ from pathlib import Path
 
 
 def add_cards_option(parser: argparse.ArgumentParser) -> None:
-    """``--cards DIR`` (repeatable): extra card directories, highest precedence."""
+    """``--cards DIR|URL`` (repeatable): extra card directories or registry URLs, highest
+    precedence."""
     parser.add_argument(
         "--cards",
-        metavar="DIR",
+        metavar="DIR|URL",
         action="append",
-        type=Path,
+        type=_cards_entry,
         default=[],
-        help="extra directory of cards; wins over YOLOHUB_CARDS and the built-in cards "
-        "(repeatable, earlier wins)",
+        help="extra directory of cards or registry URL (https://, http://127.0.0.1:PORT/, "
+        "file:///); wins over YOLOHUB_CARDS and the built-in cards (repeatable, earlier wins)",
     )
+
+
+def _cards_entry(text: str):
+    from hub.settings import is_url
+
+    return text if is_url(text) else Path(text)
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:
