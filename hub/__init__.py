@@ -29,6 +29,8 @@ _API = {
     "predict": "hub.prediction",
     "evaluate": "hub.evaluation",
     "train": "hub.training",
+    "export": "hub.exporting",
+    "publish_asset": "hub.asset_publishing",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -54,6 +54,17 @@ def sources(cards_dirs: Iterable[str | os.PathLike] = ()) -> list[Source]:
     return out
 
 
+def _primary_assets(card: Card) -> list:
+    """One asset per version: the first listed (other formats of it are ``Release.with_format``)."""
+    seen: set[str] = set()
+    out = []
+    for a in card.assets:
+        if a.version not in seen:
+            seen.add(a.version)
+            out.append(a)
+    return out
+
+
 def card_files(directory: Path) -> list[Path]:
     """Card files below a directory (recursively), in a stable order."""
     return sorted(p for p in directory.rglob("*.md") if p.is_file() and p.name.lower() != "readme.md")
@@ -78,7 +89,7 @@ class Registry:
                     broken.append(exc)
                     log.warning("skipping invalid card %s (run 'yolohub validate %s')", path, path)
                     continue
-                releases.extend((src, Release(card, a)) for a in card.assets)
+                releases.extend((src, Release(card, a)) for a in _primary_assets(card))
         return cls(tuple(releases), tuple(broken))
 
     def names(self) -> list[str]:

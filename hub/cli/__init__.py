@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "hub.cli.cards",  # list, info, validate
     "hub.cli.assets",  # download, verify, cache, publish, rehash
     "hub.cli.models",  # predict
+    "hub.cli.export",  # export
     "hub.cli.data",  # make-dataset
     "hub.cli.train",  # train
     "hub.cli.evaluate",  # eval
