@@ -51,8 +51,9 @@ def choose_backend(release: Release, backend: str | None, *, img_size: int, onnx
         return backend
     if onnx is not None:
         return "onnxruntime"
-    if _card_asset(release, img_size) is not None or _cached_export(release, img_size,
-                                                                   weights) is not None:
+    if weights is not None:
+        return "mindspore"  # the card's ONNX graph holds the card's weights, not these
+    if _card_asset(release, img_size) is not None or _cached_export(release, img_size) is not None:
         return DEFAULT_WITH_ONNX
     return "mindspore"
 
@@ -65,13 +66,11 @@ def _card_asset(release: Release, img_size: int) -> Release | None:
     return None
 
 
-def _cached_export(release: Release, img_size: int, weights) -> Path | None:
-    """A verified export of these weights at this size already in the export cache."""
+def _cached_export(release: Release, img_size: int) -> Path | None:
+    """A verified export of the card's weights at this size already in the export cache."""
     from hub.exporting import _cache_dir
     from hub.loader import bind
 
-    if weights is not None:
-        return None  # hashing a local checkpoint just to look is not worth it
     sha = release.asset.sha256
     if len(sha) != 64:
         return None

@@ -364,3 +364,18 @@ def test_schema_allows_one_asset_per_version_and_format(world, tmp_path):
         f"{k}: {json.dumps(v)}" for k, v in entry.items()) + "\n", 1)
     with pytest.raises(CardValidationError, match="ckpt version '1.0' again"):
         parse_card(same)
+
+
+def test_predict_picks_onnx_runtime_only_when_an_onnx_file_is_at_hand(world, monkeypatch):
+    from hub.deploy import choose_backend
+
+    release = hub.resolve("tiny_v3", cards_dirs=[world["registry"]])
+    assert choose_backend(release, None, img_size=SIZE) == "mindspore"  # fresh cache: none
+    monkeypatch.setenv("YOLOHUB_HOME", str(world["home"]))  # holds a verified 64 px export
+    assert choose_backend(release, None, img_size=SIZE) == "onnxruntime"
+    assert choose_backend(release, None, img_size=96) == "mindspore"  # not at that size
+    assert choose_backend(release, None, img_size=SIZE, weights=world["wrong"]) == "mindspore"
+    assert choose_backend(release, "MindSpore", img_size=SIZE) == "mindspore"
+    assert choose_backend(release, None, img_size=SIZE, onnx="x.onnx") == "onnxruntime"
+    with pytest.raises(InputDataError, match="not mindspore"):
+        choose_backend(release, "mindspore", img_size=SIZE, onnx="x.onnx")
