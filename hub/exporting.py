@@ -297,6 +297,11 @@ def export(
     size = check_img_size(img_size if img_size is not None else default_img_size(release))
     binding = bind(release.card)  # a card that cannot be built fails before any download
     out_path = _check_out(out, fmt)
+    if publish:  # refuse before minutes of exporting: a built-in card, no store to write to
+        from hub.asset_publishing import _check_owned, _store_and_base
+
+        _check_owned(release)
+        _store_and_base(release, store, base_url)
     weights_path, weights_sha = _weights(release, weights, offline=offline, progress=progress)
     if publish and weights is not None and weights_sha != release.asset.sha256:
         from hub.errors import PublishError

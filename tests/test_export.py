@@ -379,3 +379,10 @@ def test_predict_picks_onnx_runtime_only_when_an_onnx_file_is_at_hand(world, mon
     assert choose_backend(release, None, img_size=SIZE, onnx="x.onnx") == "onnxruntime"
     with pytest.raises(InputDataError, match="not mindspore"):
         choose_backend(release, "mindspore", img_size=SIZE, onnx="x.onnx")
+
+
+def test_publishing_an_export_to_a_built_in_card_is_refused_before_exporting(capsys, socket_guard):
+    code, _, err = run(capsys, "export", "yolov3_darknet53", "--format", "onnx", "--publish")
+    assert code == PublishError.exit_code
+    assert "built into yolohub" in one_line_error(err)
+    assert not socket_guard.attempts  # refused before any download
