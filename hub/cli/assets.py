@@ -79,7 +79,9 @@ def register(sub) -> None:
         "(a directory any static HTTP server can serve) and write a schema-valid card into the "
         "registry directory. --base-url is the URL the store is served at; without it the card "
         "links to the file with a file:// URL. An existing NAME@VERSION is never overwritten "
-        "without --force.",
+        "without --force. With --asset FILE --name NAME[@VERSION], an exported .onnx/.mindir "
+        "file is verified against that card's network and added to it as another asset of "
+        "the same version.",
     )
     p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", nargs="?")
     p.add_argument("--name", help="model name of the new card (required; with --asset: the "
