@@ -296,6 +296,13 @@ def test_published_onnx_asset_downloads_on_a_fresh_cache_and_backends_agree(
     auto = hub.predict("tiny_v3", images, **kw)  # an ONNX file at hand: ONNX Runtime
     ms_ = hub.predict("tiny_v3", images, backend="mindspore", mode="pynative", **kw)
     assert _detections(auto) == _detections(ort)
+    code, out, err = run(capsys, "predict", "tiny_v3", *images, "--backend", "onnxruntime",
+                         "--conf", 0.001, "--max-det", 10, "--cards", cards, "--json")
+    assert code == 0, err
+    cli = json.loads(out)
+    assert [[d["class_id"] for d in r["detections"]] for r in cli] == \
+        [[d.class_id for d in r.detections] for r in ort]
+    assert cli[0]["detections"][0]["box"] == [round(v, 2) for v in ort[0].detections[0].box]
     a, b = _detections(ms_), _detections(ort)
     assert sum(map(len, a)) > 0 and [len(x) for x in a] == [len(x) for x in b]
     for per_ms, per_ort in zip(a, b):
@@ -332,17 +339,19 @@ def test_publish_asset_command_verifies_the_file_against_the_card(world, capsys,
         hub.download("tiny_v4", format="onnx", cards_dirs=[cards])
 
 
-def test_eval_backends_agree_on_map(world, tmp_path, shared_home):
-    reg = [world["registry"]]
-    ms_ = hub.evaluate("tiny_v3", data=world["data"], cards_dirs=reg, out=tmp_path / "ms",
-                       mode="pynative")
-    ort = hub.evaluate("tiny_v3", data=world["data"], cards_dirs=reg, out=tmp_path / "ort",
-                       backend="onnxruntime")
-    assert "ONNX Runtime" in ort.weights and ms_.num_images == ort.num_images == 8
-    assert ms_.num_detections == ort.num_detections > 0
+def test_eval_backends_agree_on_map(world, tmp_path, shared_home, capsys):
+    ms_ = hub.evaluate("tiny_v3", data=world["data"], cards_dirs=[world["registry"]],
+                       out=tmp_path / "ms", mode="pynative")
+    code, out, err = run(capsys, "eval", "tiny_v3", "--data", world["data"], "--backend",
+                         "onnxruntime", "--cards", world["registry"], "--out", tmp_path / "ort",
+                         "--json")
+    assert code == 0, err
+    ort = json.loads(out)
+    assert ort["weights"].endswith(".onnx (ONNX Runtime)") and ort["num_images"] == 8
+    assert ms_.num_detections == ort["num_detections"] > 0
     for key, value in ms_.metrics.as_percent().items():
         if value is not None:
-            assert ort.metrics.as_percent()[key] == pytest.approx(value, abs=0.1), key
+            assert ort["metrics"][key] == pytest.approx(value, abs=0.1), key
 
 
 def test_schema_allows_one_asset_per_version_and_format(world, tmp_path):
