@@ -392,3 +392,18 @@ def test_publishing_an_export_to_a_built_in_card_is_refused_before_exporting(cap
     assert code == PublishError.exit_code
     assert "built into yolohub" in one_line_error(err)
     assert not socket_guard.attempts  # refused before any download
+
+
+def test_yolov4_silu_exports_to_onnx_too(tmp_path):
+    """The SiLU variant of YOLOv4 has no Mish, so MindSpore's ONNX exporter takes it whole."""
+    import yolomodels
+    from yolomodels.checkpoint import save_checkpoint
+
+    args = {**ARGS, "img_size": 32}
+    ckpt = tmp_path / "silu.ckpt"
+    save_checkpoint(_spread(yolomodels.build("yolov4_cspdarknet53_silu", **args)), ckpt)
+    hub.publish(ckpt, name="tiny_silu", arch="yolov4_cspdarknet53_silu", registry=tmp_path / "r",
+                store=tmp_path / "s", arch_args=args, class_names=NAMES, check_load=False)
+    r = hub.export("tiny_silu", format="onnx", cards_dirs=[tmp_path / "r"])
+    assert r.verification.ok and r.input_shape == (1, 3, 32, 32)
+    assert r.verification.output_shape == (1, 3 * (16 + 4 + 1), 8)
