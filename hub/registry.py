@@ -201,6 +201,8 @@ class ModelInfo:
     class_count: int | None
     shadowed: tuple[str, ...]
     summary_text: str | None
+    exports: tuple[dict, ...] = ()
+    """This version's other assets (exported MindIR / ONNX graphs): format, shape, hash, link."""
 
 
 def _summary(reg: Registry, rel: Release, defaults: set[str]) -> ModelSummary:
@@ -276,4 +278,9 @@ def info(name: str, *, cards_dirs: Sequence = ()) -> ModelInfo:
         class_count=len(card.class_names) if card.class_names else None,
         shadowed=tuple(str(r.card.path) for r in reg.shadowed(rel)),
         summary_text=card.front_matter.get("summary"),
+        exports=tuple(
+            {"format": a.file_format, "input_shape": list(a.input_shape or ()),
+             "sha256": a.sha256, "size": a.size, "link": a.links[0]}
+            for a in card.assets if a.version == asset.version and a is not asset
+        ),
     )

@@ -277,6 +277,9 @@ def test_published_onnx_asset_downloads_on_a_fresh_cache_and_backends_agree(
     assert onnx.sha256 == published["sha256"] and onnx.size == published["size"]
     assert card.front_matter["asset"][1]["source-sha256"] == ckpt.sha256
     assert hub.resolve("tiny_v3", cards_dirs=[cards]).asset == ckpt  # the default stays the ckpt
+    code, out, _ = run(capsys, "info", "tiny_v3", "--cards", cards)
+    assert code == 0 and "onnx input 1x3x64x64" in out and "--format onnx" in out
+    assert [e["format"] for e in hub.info("tiny_v3", cards_dirs=[cards]).exports] == ["onnx"]
     code, _, err = run(capsys, "export", "tiny_v3", "--format", "onnx", "--publish",
                        "--store", world["store"], "--cards", cards)
     assert code == PublishConflictError.exit_code and "--force" in one_line_error(err)
