@@ -410,3 +410,23 @@ def test_yolov4_silu_exports_to_onnx_too(tmp_path):
     r = hub.export("tiny_silu", format="onnx", cards_dirs=[tmp_path / "r"])
     assert r.verification.ok and r.input_shape == (1, 3, 32, 32)
     assert r.verification.output_shape == (1, 3 * (16 + 4 + 1), 8)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(suffix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=0, max_size=8)
+       .filter(lambda s: s not in ("onnx", "mindir")),
+       backend=st.text(min_size=1, max_size=12).filter(
+           lambda s: s.strip().lower() not in ("mindspore", "onnxruntime") and "\0" not in s
+           and not s.startswith("-")))
+def test_property_bad_asset_files_and_backends_are_one_line_errors(world, capsys, tmp_path,
+                                                                    suffix, backend):
+    bad = tmp_path / (f"model.{suffix}" if suffix else "model")
+    bad.write_bytes(b"x" * 10)
+    code, _, err = run(capsys, "publish", "--asset", bad, "--name", "tiny_v3",
+                       "--registry", world["registry"])
+    assert code == PublishError.exit_code and "expected a file ending in .onnx" in \
+        one_line_error(err)
+    image = next((world["data"] / "images" / SPLIT).iterdir())
+    code, _, err = run(capsys, "predict", "tiny_v3", image, "--backend", backend,
+                       "--cards", world["registry"])
+    assert code == InputDataError.exit_code and "is not supported" in one_line_error(err)
