@@ -41,6 +41,8 @@ _API = {
     "update": "hub.remote",
     "pack": "hub.bundle",
     "unpack": "hub.bundle",
+    "export": "hub.exporting",
+    "publish_asset": "hub.asset_publishing",
 }
 
 __all__ = sorted(_API) + ["__version__"]

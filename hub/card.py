@@ -69,6 +69,8 @@ class Asset:
     claimed: float | None = None
     hardware: str | None = None
     metric: str | None = None  # what ``claimed`` measures when the card has no eval-protocol
+    input_shape: tuple[int, ...] | None = None
+    """(batch, 3, height, width) of an exported graph (mindir, onnx); None for checkpoints."""
 
     @property
     def weak(self) -> bool:
@@ -133,6 +135,25 @@ class Release:
     @property
     def id(self) -> str:
         return f"{self.card.name}@{self.asset.version}"
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The file formats this card ships for this version (the checkpoint's first)."""
+        return tuple(a.file_format.lower() for a in self.card.assets
+                     if a.version == self.asset.version)
+
+    def with_format(self, file_format: str) -> Release:
+        """This version's asset of another format (``onnx``, ``mindir``); LookupError if none."""
+        from hub.errors import CardNotFoundError
+
+        fmt = str(file_format).strip().lower()
+        for a in self.card.assets:
+            if a.version == self.asset.version and a.file_format.lower() == fmt:
+                return Release(self.card, a)
+        raise CardNotFoundError(
+            f"{self.id} has no {fmt} asset (it ships {', '.join(self.formats)}); "
+            f"`yolohub export {self.id} --format {fmt} --publish` adds one"
+        )
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -442,19 +463,24 @@ def asset_versions(data: Mapping) -> list[str]:
 def _semantic_checks(data: dict, lines: dict, file: str) -> list[Finding]:
     """Rules one JSON Schema cannot say: cross-field agreement."""
     out = []
-    seen: dict[str, int] = {}
+    listed = data.get("asset", []) or []
+    seen: dict[tuple[str, str], int] = {}
     for i, version in enumerate(asset_versions(data)):
-        if version in seen:
+        # one version may ship several formats (a checkpoint and its exported graphs)
+        asset = listed[i] if isinstance(listed[i], Mapping) else {}
+        key = (version, str(asset.get("file-format", "")).lower())
+        if key in seen:
             out.append(
                 Finding(
                     file,
                     lines.get(("asset", i)),
                     f"asset[{i}].version",
-                    f"expected each asset to have its own version, found {version!r} again "
-                    f"(also asset[{seen[version]}]); give one of them a 'version:'",
+                    f"expected each asset to have its own version (or another file-format), "
+                    f"found {key[1]} version {version!r} again (also asset[{seen[key]}]); "
+                    "give one of them a 'version:'",
                 )
             )
-        seen[version] = i
+        seen[key] = i
     names = data.get("class-names")
     nc = (data.get("architecture") or {}).get("args", {}).get("num_classes")
     if isinstance(names, list) and isinstance(nc, int) and len(names) != nc:
@@ -535,6 +561,7 @@ def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
                 claimed=float(claimed) if claimed is not None else None,
                 hardware=a.get("hardware"),
                 metric=metric,
+                input_shape=tuple(a["input-shape"]) if a.get("input-shape") else None,
             )
         )
     arch = None

@@ -197,3 +197,29 @@ class RegistryError(InputDataError):
     """A registry (index, URL, bundle) is not what it claims to be: not a registry, an index that
     fails its schema, an HTML page where JSON was expected, a bundle member escaping its
     directory."""
+
+# --- export and deployment ----------------------------------------------------------------------
+
+
+class ExportError(HubError):
+    """A network could not be exported to the asked-for format."""
+
+    exit_code = 10
+
+
+class UnsupportedOpError(ExportError):
+    """MindSpore's exporter for a format cannot express an operator the network uses.
+
+    ``op`` names the operator; ``fallback`` is the export (MindIR) made instead, if any.
+    """
+
+    def __init__(self, message: str, *, op: str | None = None, fallback: object | None = None):
+        self.op = op
+        self.fallback = fallback
+        super().__init__(message)
+
+
+class ExportVerificationError(ExportError):
+    """An exported file, loaded back, does not reproduce the network's outputs closely enough."""
+
+    exit_code = 1

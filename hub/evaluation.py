@@ -109,14 +109,18 @@ def evaluate(
     progress: bool | None = None,
     mode: str = "graph",
     detections: str | os.PathLike | None = None,
+    backend: str | None = None,
+    onnx: str | os.PathLike | None = None,
 ) -> EvalReport:
     """Evaluate card ``name`` (or ``name@version``) on the dataset in ``data``.
 
     The card's ``eval-protocol`` supplies image size, thresholds, max detections, the metric and
     the tolerance; ``split`` and ``batch_size`` override the split and batch (the batch does not
     change the numbers).  ``detections`` re-scores a saved detections JSON (from an earlier
-    run's report directory) without loading a network or running inference.  Returns the
-    report; whether the claim holds is ``report.holds``.
+    run's report directory) without loading a network or running inference.
+    ``backend="onnxruntime"`` (or an ``onnx`` file) runs the card's exported ONNX graph in ONNX
+    Runtime instead of the MindSpore network.  Returns the report; whether the claim holds is
+    ``report.holds``.
     """
     from yolomodels.errors import YoloModelsError
     from yolomodels.eval.coco import evaluate_results, load_results, open_split
@@ -156,9 +160,17 @@ def evaluate(
             raise InputDataError(f"{exc}; pass the detections.json of a run on this split") from exc
         weights_label, sha, seconds = f"saved detections {det_path.resolve()}", None, 0.0
     else:
-        net, weights_label, sha = _network(
-            release, weights, cards_dirs=cards_dirs, mode=mode, progress=progress
-        )
+        from hub.deploy import check_backend
+
+        if check_backend(backend) == "onnxruntime" or onnx is not None:
+            net, weights_label, sha = _onnx_network(
+                release, weights, onnx=onnx, backend=backend, img_size=protocol.img_size,
+                cards_dirs=cards_dirs, progress=progress,
+            )
+        else:
+            net, weights_label, sha = _network(
+                release, weights, cards_dirs=cards_dirs, mode=mode, progress=progress
+            )
         from hub.transfer import show_progress
 
         try:
@@ -375,6 +387,19 @@ def _network(release: Release, weights, *, cards_dirs, mode: str, progress: bool
             exc.report,
         ) from None
     return net, str(path.resolve()), sha256_file(path)
+
+
+def _onnx_network(release: Release, weights, *, onnx, backend, img_size: int, cards_dirs,
+                  progress):
+    """The card's ONNX graph in ONNX Runtime: ``(net, label, sha256 of the ONNX file)``."""
+    from hub.deploy import choose_backend, onnx_network
+    from hub.integrity import sha256_file
+
+    choose_backend(release, backend, img_size=img_size, onnx=onnx, weights=weights)
+    net = onnx_network(release, img_size=img_size, onnx=onnx, weights=weights,
+                       progress=progress, cards_dirs=cards_dirs)
+    path = net.onnx_path
+    return net, f"{path.resolve()} (ONNX Runtime)", sha256_file(path)
 
 
 def _default_out(home: Path, release: Release, protocol: EvalProtocol) -> Path:

@@ -87,12 +87,16 @@ def download(
     force: bool = False,
     offline: bool | None = None,
     progress: bool | None = None,
+    format: str | None = None,
 ) -> Path:
     """Path of the verified checkpoint of ``spec`` (``name`` or ``name@version``).
 
-    A second call is answered from the cache after one ``stat`` (no network).
+    ``format`` (``onnx``, ``mindir``) fetches that version's exported graph instead.  A second
+    call is answered from the cache after one ``stat`` (no network).
     """
     release = release_for(spec, cards_dirs=cards_dirs)
+    if format is not None:
+        release = release.with_format(format)
     return fetch_release(release, force=force, offline=offline, progress=progress).path
 
 

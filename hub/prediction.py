@@ -206,13 +206,17 @@ def predict(
     mode: str = "graph",
     offline: bool | None = None,
     progress: bool | None = None,
+    backend: str | None = None,
+    onnx: str | os.PathLike | None = None,
 ) -> list[ImageDetections]:
     """Detections for each image (file, directory of files, or RGB uint8 array).
 
     ``spec_or_net`` is a card name (loaded with :func:`hub.load`, or with the local ``weights``)
     or a network from :func:`hub.load`.  With ``out``, an annotated copy of every image is
     written there (JPEG for JPEG inputs, PNG otherwise).  ``iou`` and ``max_det`` default to
-    the card's evaluation protocol, ``conf`` to 0.25.
+    the card's evaluation protocol, ``conf`` to 0.25.  ``backend`` is ``mindspore`` or
+    ``onnxruntime`` (the card's exported ONNX graph, or the file ``onnx``); without it ONNX
+    Runtime runs when an ONNX file is at hand (see :mod:`hub.deploy`), else MindSpore.
     """
     from yolomodels.postprocess import nms, preprocess, scale_boxes_back
 
@@ -231,7 +235,8 @@ def predict(
     if img_size is not None and (int(img_size) < 32 or int(img_size) % 32):
         raise InputDataError(f"img_size must be a positive multiple of 32, got {img_size}")
     net, protocol = _network(spec_or_net, cards_dirs=cards_dirs, weights=weights, mode=mode,
-                             offline=offline, progress=progress)
+                             offline=offline, progress=progress, backend=backend, onnx=onnx,
+                             img_size=img_size)
     iou = float(iou if iou is not None else getattr(protocol, "iou_threshold", DEFAULT_IOU))
     max_det = int(max_det or getattr(protocol, "max_detections", DEFAULT_MAX_DET))
     size = int(img_size or getattr(net, "img_size", 0) or getattr(protocol, "img_size", 640))
@@ -306,14 +311,29 @@ def _check_array(array: np.ndarray, index: int) -> np.ndarray:
     return array
 
 
-def _network(spec_or_net, *, cards_dirs, weights, mode, offline, progress):
+def _network(spec_or_net, *, cards_dirs, weights, mode, offline, progress, backend=None,
+             onnx=None, img_size=None):
     """(network in eval mode, the card's eval protocol or None)."""
     if isinstance(spec_or_net, str):
-        from hub.loader import _release, load
+        from hub.deploy import choose_backend, onnx_network
+        from hub.loader import _release, bind, load
 
         release = _release(spec_or_net, cards_dirs)
+        protocol = release.card.eval_protocol
+        size = int(img_size or bind(release.card).args.get("img_size")
+                   or getattr(protocol, "img_size", 640))
+        chosen = choose_backend(release, backend, img_size=size, onnx=onnx, weights=weights)
+        if chosen == "onnxruntime":
+            net = onnx_network(release, img_size=size if onnx is None else img_size, onnx=onnx,
+                               weights=weights, offline=offline, progress=progress,
+                               cards_dirs=cards_dirs)
+            return net, protocol
         net = load(release, weights=weights, mode=mode, offline=offline, progress=progress)
-        return net, release.card.eval_protocol
+        return net, protocol
+    if backend is not None or onnx is not None:
+        raise InputDataError(
+            "backend= and onnx= apply to a card name, not to an already built network"
+        )
     if weights is not None:
         raise InputDataError("weights= applies to a card name, not to an already built network")
     net = spec_or_net

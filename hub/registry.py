@@ -194,6 +194,17 @@ def stub_card(entry: Mapping[str, Any], source: Source | None = None) -> Card:
     return _StubFactory().card(entry)
 
 
+def _primary_assets(card: Card) -> list:
+    """One asset per version: the first listed (other formats of it are ``Release.with_format``)."""
+    seen: set[str] = set()
+    out = []
+    for a in card.assets:
+        if a.version not in seen:
+            seen.add(a.version)
+            out.append(a)
+    return out
+
+
 def card_files(directory: Path) -> list[Path]:
     """Card files below a directory (recursively), in a stable order.
 
@@ -242,7 +253,7 @@ class Registry:
                     broken.append(as_card_error(path, exc))
                     _report_broken(path, broken[-1])
                     continue
-                releases.extend((src, Release(card, a)) for a in card.assets)
+                releases.extend((src, Release(card, a)) for a in _primary_assets(card))
         return cls(tuple(releases), tuple(broken), stubs)
 
     @functools.cached_property
@@ -465,6 +476,8 @@ class ModelInfo:
     shadowed: tuple[str, ...]
     summary_text: str | None
     evaluation: str | None = None  # MindSpore Hub's free-text claim, as written
+    exports: tuple[dict, ...] = ()
+    """This version's other assets (exported MindIR / ONNX graphs): format, shape, hash, link."""
 
 
 def _maybe_cached(sha256: str, digests: frozenset[str] | None) -> bool:
@@ -559,4 +572,9 @@ def info(name: str, *, cards_dirs: Sequence = ()) -> ModelInfo:
         shadowed=tuple(reg.origin(r.card) or "?" for r in reg.shadowed(rel)),
         summary_text=card.front_matter.get("summary"),
         evaluation=card.front_matter.get("evaluation"),
+        exports=tuple(
+            {"format": a.file_format, "input_shape": list(a.input_shape or ()),
+             "sha256": a.sha256, "size": a.size, "link": a.links[0]}
+            for a in card.assets if a.version == asset.version and a is not asset
+        ),
     )

@@ -143,6 +143,15 @@ COMMANDS = {
     # a real run spawns MindSpore twice (kernel check, probe): few examples, mostly bad words
     "env": st.tuples(st.just(["env"]), st.lists(words, max_size=2),
                      options(JSON, ("--no-measure", None))),
+    # never a loadable checkpoint and offline: refused before any network is exported
+    "export": st.tuples(
+        st.just(["export"]),
+        st.lists(names, min_size=1, max_size=1),
+        options(("--format", st.one_of(st.sampled_from(["onnx", "mindir", "ONNX", "air"]), words)),
+                ("--img-size", numbers), ("--batch", numbers), ("-o", path_or_word),
+                ("--weights", st.sampled_from(["@garbage.ckpt", "@empty.ckpt", "@missing"])),
+                ("--publish", None), ("--force", None), CARDS, JSON),
+    ),
     "index": st.tuples(st.just(["index"]), st.lists(path_or_word, min_size=1, max_size=2),
                        options(("--url", words), ("--no-html", None))),
     "update": st.tuples(st.just(["update"]), st.lists(words, max_size=1), options(CARDS, JSON)),
@@ -225,7 +234,7 @@ COMMANDS = {
                 ("--format", words), ("--overwrite", None), JSON),
     ),
 }
-EXAMPLES = {"predict": 25, "eval": 25, "train": 25, "demo": 10, "make-dataset": 20, "env": 10,
+EXAMPLES = {"predict": 25, "eval": 25, "train": 25, "demo": 10, "make-dataset": 20, "env": 10, "export": 25,
             "publish": 40}
 
 

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "hub.cli.assets",  # download, verify, cache, publish, rehash
     "hub.cli.store",  # store gc
     "hub.cli.models",  # predict
+    "hub.cli.export",  # export
     "hub.cli.data",  # make-dataset
     "hub.cli.train",  # train
     "hub.cli.evaluate",  # eval

@@ -30,6 +30,9 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="download again even if cached")
     p.add_argument("--offline", action="store_true", default=None,
                    help="never open a network connection (like YOLOHUB_OFFLINE=1)")
+    p.add_argument("--format", dest="file_format", metavar="FORMAT",
+                   help="fetch this version's asset of another format (onnx, mindir) instead of "
+                   "its checkpoint")
     add_cards_option(p)
     add_json_option(p)
     p.set_defaults(func=cmd_download)
@@ -77,16 +80,28 @@ def register(sub) -> None:
         "registry directory. --base-url is the URL the store is served at; without it the card "
         "links to the file with a file:// URL. An existing NAME@VERSION is never overwritten "
         "without --force. The store is append-only: publish never deletes or replaces a file "
-        "in it.",
+        "in it. With --asset FILE --name NAME[@VERSION], an exported .onnx/.mindir file is "
+        "verified against that card's network and added to it as another asset of the same "
+        "version.",
     )
-    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
-    p.add_argument("--name", required=True, help="model name of the new card")
-    p.add_argument("--arch", required=True, help="registered architecture, e.g. yolov3_darknet53")
+    p.add_argument("checkpoint", type=Path, metavar="CHECKPOINT", nargs="?")
+    p.add_argument("--name", help="model name of the new card (required; with --asset: the "
+                   "NAME[@VERSION] of the card to add the file to)")
+    p.add_argument("--arch", help="registered architecture, e.g. yolov3_darknet53 (required "
+                   "without --asset)")
     p.add_argument("--version", default="1.0", help="version of this checkpoint (default 1.0)")
-    p.add_argument("--registry", type=Path, required=True, metavar="DIR",
-                   help="card directory to write into (use it later with --cards DIR)")
-    p.add_argument("--store", type=Path, required=True, metavar="DIR",
-                   help="asset store directory to copy the checkpoint into")
+    p.add_argument("--registry", type=Path, metavar="DIR",
+                   help="card directory to write into (use it later with --cards DIR); required "
+                   "without --asset")
+    p.add_argument("--store", type=Path, metavar="DIR",
+                   help="asset store directory to copy the checkpoint into (required without "
+                   "--asset; with it, defaults to the store of the version's checkpoint)")
+    p.add_argument("--asset", type=Path, metavar="FILE",
+                   help="add this exported .onnx/.mindir file to the existing card --name as "
+                   "another asset of the same version (verified against the card's network "
+                   "first)")
+    p.add_argument("--batch", type=int, metavar="N",
+                   help="with --asset: the batch a MindIR file was exported for (default 1)")
     p.add_argument("--base-url", metavar="URL",
                    help="URL at which the store directory is served (https, or http on loopback)")
     p.add_argument("--num-classes", type=int)
@@ -109,7 +124,7 @@ def register(sub) -> None:
     p.add_argument("--no-check-load", dest="check_load", action="store_false",
                    help="skip the strict-load check (not recommended)")
     add_json_option(p)
-    p.set_defaults(func=cmd_publish)
+    p.set_defaults(func=cmd_publish, parser=p)
 
     p = sub.add_parser(
         "rehash",
@@ -138,10 +153,12 @@ def cmd_download(args: argparse.Namespace) -> int:
     from hub.fetch import fetch_release, release_for
 
     release = release_for(args.name, cards_dirs=args.cards)
+    if getattr(args, "file_format", None):
+        release = release.with_format(args.file_format)
     r = fetch_release(release, force=args.force, offline=args.offline)
     if args.json:
         print_json({
-            "id": release.id, "path": str(r.path), "sha256": r.sha256, "declared": r.declared,
+            "id": release.id, "format": release.asset.file_format, "path": str(r.path), "sha256": r.sha256, "declared": r.declared,
             "weak": r.weak, "size": r.size, "from_cache": r.from_cache, "url": r.url,
             "transferred": r.transferred, "resumed_from": r.resumed_from,
         })
@@ -324,6 +341,16 @@ def _recipe(path: Path | None) -> dict | None:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from hub.publishing import publish
+
+    if args.asset is not None:
+        from hub.cli.export import publish_asset_command
+
+        return publish_asset_command(args)
+    missing = [flag for flag, v in (("CHECKPOINT", args.checkpoint), ("--name", args.name),
+                                    ("--arch", args.arch), ("--registry", args.registry),
+                                    ("--store", args.store)) if v is None]
+    if missing:
+        args.parser.error(f"the following arguments are required: {', '.join(missing)}")
 
     arch_args = {
         k: v

@@ -123,6 +123,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     ]
     lines += [("link" if n == 0 else "mirror", link) for n, link in enumerate(i.links)]
     lines += [("shadows", p) for p in i.shadowed]
+    lines += [
+        ("export", f"{e['format']} input {'x'.join(map(str, e['input_shape'])) or '?'}, "
+                   f"{_size(e['size'])}, sha256 {e['sha256'][:16]}... "
+                   f"(`yolohub download {s.id} --format {e['format']}`)")
+        for e in i.exports
+    ]
     width = max(len(k) for k, _ in lines)
     for k, v in lines:
         print(f"{k.ljust(width)}  {v}")

@@ -39,6 +39,11 @@ def register(sub) -> None:
     p.add_argument(
         "--update-card", action="store_true", help="record the result in the card (yours only)"
     )
+    p.add_argument("--backend", metavar="NAME", default=None,
+                   help="mindspore (default) or onnxruntime: the card's exported ONNX graph (its "
+                   "onnx asset, else exported on the fly and cached)")
+    p.add_argument("--onnx", metavar="FILE", type=Path,
+                   help="evaluate this exported ONNX file in ONNX Runtime")
     add_cards_option(p)
     add_json_option(p)
     p.set_defaults(func=_eval)
@@ -58,6 +63,8 @@ def _eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         mode=args.mode,
         detections=args.detections,
+        backend=args.backend,
+        onnx=args.onnx,
     )
     if args.json:
         print_json(report.to_dict())

@@ -28,6 +28,11 @@ def register(sub) -> None:
                    help="use this local checkpoint (loaded strictly) instead of the card's asset")
     p.add_argument("--mode", choices=("graph", "pynative"), default="graph",
                    help="MindSpore execution mode (default graph: compiled once per input size)")
+    p.add_argument("--backend", metavar="NAME",
+                   help="mindspore or onnxruntime (the card's exported ONNX graph); default: "
+                   "onnxruntime when an ONNX file is at hand, else mindspore")
+    p.add_argument("--onnx", metavar="FILE", type=Path,
+                   help="run this exported ONNX file in ONNX Runtime")
     p.add_argument("--offline", action="store_true", default=None,
                    help="never download; use the cache only")
     add_cards_option(p)
@@ -60,6 +65,8 @@ def run_predict(args) -> int:
         weights=args.weights,
         mode=args.mode,
         offline=args.offline,
+        backend=args.backend,
+        onnx=args.onnx,
     )
     if args.json:
         print_json([r.to_dict() for r in results])
