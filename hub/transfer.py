@@ -31,10 +31,12 @@ from hub.errors import (
     CacheError,
     ChecksumMismatchError,
     DownloadError,
+    HTTPStatusError,
     HubError,
     InputDataError,
     LockTimeoutError,
     OfflineModeError,
+    UnreachableError,
     UnsafeURLError,
 )
 from hub.http import (
@@ -424,11 +426,18 @@ class _Job:
                         actual, n = self._copy_local(url)
                     else:
                         actual, n = self._transfer(transport, url)
-                    return self._finish(url, actual, n)
+                    result = self._finish(url, actual, n)
                 except (ChecksumMismatchError, DownloadError, UnsafeURLError,
                         OfflineModeError) as exc:
-                    log.warning("%s: %s", self.label, exc)
+                    log.debug("%s: %s", self.label, exc)
                     failures.append((url, exc))
+                    continue
+                # failed links are worth a word only when another one delivered; when all fail,
+                # the error lists each once
+                for failed, exc in failures:
+                    log.warning("%s: %s failed (%s); got the file from %s", self.label,
+                                redact(failed), _link_reason(failed, exc), redact(url))
+                return result
         finally:
             transport.close()
         raise _combine(self.label, self.declared, failures)
@@ -801,11 +810,40 @@ def _write_state(path: Path, state: dict) -> None:
     write_atomic(path, json.dumps(state))
 
 
+def _link_reason(url: str, exc: BaseException) -> str:
+    """The failure of one link without the URL in front (the caller shows it once)."""
+    text = str(exc)
+    for prefix in (redact(url), url):
+        if text.startswith(prefix + ": "):
+            return text[len(prefix) + 2:]
+    return text
+
+
+def _hint(failures: list[tuple[str, HubError]]) -> str:
+    """What to do, given why the links failed."""
+    errors = [e for _, e in failures]
+    hints = []
+    if any(isinstance(e, UnreachableError) for e in errors):
+        hints.append(
+            "No network? YOLOHUB_OFFLINE=1 uses cached files only, without connecting; "
+            "YOLOHUB_MIRRORS=old-host=new-host names a reachable copy"
+        )
+    elif any(isinstance(e, HTTPStatusError) for e in errors):
+        hints.append("The links may be stale: add a mirror with YOLOHUB_MIRRORS=old-host=new-host "
+                     "or ask the card's author")
+    if any(type(e) is DownloadError and "gave up after" in str(e) for e in errors):
+        hints.append("the servers kept failing: try again later, or raise YOLOHUB_RETRIES / "
+                     "YOLOHUB_READ_TIMEOUT")
+    if not hints:
+        hints.append("Check the network, or add a mirror with YOLOHUB_MIRRORS=old-host=new-host")
+    return "; ".join(hints)
+
+
 def _combine(label: str, declared: str, failures: list[tuple[str, HubError]]) -> HubError:
     """One error for a job whose every candidate failed, listing each attempt."""
-    if len(failures) == 1:
+    if len(failures) == 1 and not isinstance(failures[0][1], DownloadError):
         return failures[0][1]
-    lines = "\n".join(f"  - {redact(u)}: {e}" for u, e in failures)
+    lines = "\n".join(f"  - {redact(u)}: {_link_reason(u, e)}" for u, e in failures)
     mismatches = [e for _, e in failures if isinstance(e, ChecksumMismatchError)]
     if mismatches:
         first = mismatches[0]
@@ -818,8 +856,9 @@ def _combine(label: str, declared: str, failures: list[tuple[str, HubError]]) ->
         return UnsafeURLError(f"{label}: every link was refused:\n{lines}")
     if all(isinstance(e, OfflineModeError) for _, e in failures):
         return failures[0][1]
-    return DownloadError(
-        f"{label}: could not download from any of {len(failures)} links:\n{lines}\n"
-        "Check the network, add a mirror with YOLOHUB_MIRRORS=old-host=new-host, or raise "
-        "YOLOHUB_RETRIES / YOLOHUB_READ_TIMEOUT"
-    )
+    if len(failures) == 1:
+        (u, e), = failures
+        head = f"{label}: {redact(u)}: {_link_reason(u, e)}"
+    else:
+        head = f"{label}: could not download from any of {len(failures)} links:\n{lines}"
+    return DownloadError(f"{head}\n{_hint(failures)}")
