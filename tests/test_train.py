@@ -194,7 +194,7 @@ def test_resume_from_epoch_1_reaches_the_uninterrupted_state(trained, shapes, tm
 def test_resume_refuses_a_changed_recipe(trained, shapes):
     from hub.training import train
 
-    with pytest.raises(InputDataError, match="recipe changed"):
+    with pytest.raises(InputDataError, match="recipe changed") as err:
         train(
             "yolov3_darknet53",
             data=shapes,
@@ -203,6 +203,9 @@ def test_resume_refuses_a_changed_recipe(trained, shapes):
             arch_args=dict(SMALL),
             resume=True,
         )
+    # the keys that changed, not both whole recipes (which ran to ~2,000 characters)
+    message = str(err.value)
+    assert f"recipe.epochs: was {EPOCHS}, now {EPOCHS + 1})" in message and len(message) < 300
     with pytest.raises(InputDataError, match="already holds a training run"):
         train(
             "yolov3_darknet53",
@@ -266,3 +269,24 @@ def test_cli_bad_input_exits_9_with_one_line(case, shapes, tmp_path, capsys):
 def test_trainconfig_defaults_are_mindyolo_yolov3():
     cfg = TrainConfig()
     assert (cfg.optimizer.momentum, cfg.warmup.bias_lr, cfg.ema.decay) == (0.937, 0.1, 0.9999)
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_recipe_examples_in_the_help_are_accepted(command):
+    """Every ``key=value`` example in ``--set``'s help is a recipe override that works."""
+    import re
+
+    from hub.cli import build_parser
+    from hub.training import effective_recipe
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    (option,) = [a for a in sub._actions if "--set" in a.option_strings]
+    examples = re.findall(r"\b([a-z][a-z-]*(?:\.[a-z0-9-]+)+=[^\s,)]+)", option.help)
+    assert examples, option.help
+    for example in examples:
+        key, _, value = example.partition("=")
+        recipe = effective_recipe("yolov3_darknet53", overrides=[example])
+        node = recipe
+        for part in key.split("."):
+            node = node[part]
+        assert node == float(value), example
