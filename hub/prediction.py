@@ -108,38 +108,28 @@ def expand_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 def read_image(path: Path) -> np.ndarray:
     """An image file as an (H, W, 3) uint8 RGB array (EXIF orientation applied)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
+
+    from yolomodels.data.images import open_image
+    from yolomodels.errors import ImageReadError
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:  # size limit checked from the header, before decoding
             im = ImageOps.exif_transpose(im)
             return np.asarray(im.convert("RGB"))
-    except UnidentifiedImageError:
-        raise InputDataError(
-            f"{path} is not an image Pillow can read (found {path.stat().st_size} bytes of an "
-            "unknown format); pass JPEG, PNG, BMP, WebP, TIFF or GIF files"
-        ) from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InputDataError(
-            f"{path} cannot be decoded as an image ({exc}); the file is probably truncated or "
-            "corrupt"
-        ) from None
+    except ImageReadError as exc:
+        raise InputDataError(str(exc)) from None
 
 
 def probe_image(path: Path) -> None:
     """Raise :class:`InputDataError` unless ``path`` starts like an image Pillow can decode."""
-    from PIL import Image, UnidentifiedImageError
+    from yolomodels.data.images import image_size
+    from yolomodels.errors import ImageReadError
 
     try:
-        with Image.open(path):
-            pass
-    except UnidentifiedImageError:
-        raise InputDataError(
-            f"{path} is not an image Pillow can read (found {path.stat().st_size} bytes of an "
-            "unknown format); pass JPEG, PNG, BMP, WebP, TIFF or GIF files"
-        ) from None
-    except OSError as exc:
-        raise InputDataError(f"{path} cannot be opened as an image: {exc}") from None
+        image_size(path)
+    except ImageReadError as exc:
+        raise InputDataError(str(exc)) from None
 
 
 # --- drawing --------------------------------------------------------------------------------------

@@ -349,7 +349,7 @@ def test_inference_settings_and_unreadable_images_are_refused(rect_split, tmp_pa
         InferenceSettings(iou_threshold=0)
     bad = tmp_path / "x.jpg"
     bad.write_bytes(b"not an image")
-    with pytest.raises(ImageReadError, match="cannot be read"):
+    with pytest.raises(ImageReadError, match="x.jpg is not an image Pillow can read"):
         read_image(bad)
     with pytest.raises(ImageReadError, match="does not exist"):
         read_image(tmp_path / "missing.jpg")

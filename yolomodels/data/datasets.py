@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image, UnidentifiedImageError
 
-from yolomodels.errors import DatasetError
+from yolomodels.data.images import open_image
+from yolomodels.errors import DatasetError, ImageReadError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # A box may overshoot the image border by this many pixels (rounding in annotation tools).
@@ -187,15 +187,15 @@ def _image_size(path: Path, report: DatasetReport, check: bool) -> tuple[int, in
         report.missing_images.append(str(path))
         return None
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:  # refuses oversized images from the header
             size = im.size
             if check:
                 im.verify()
         if check:
             # verify() does not decode pixels; a truncated JPEG only fails on load.
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 im.load()
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+    except ImageReadError:  # unreadable, corrupt or over the pixel limit
         report.corrupt_images.append(str(path))
         return None
     return size

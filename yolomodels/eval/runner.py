@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from yolomodels.errors import DatasetError, ImageReadError
+from yolomodels.errors import DatasetError
 from yolomodels.eval.coco import (
     CocoEvalResult,
     CocoSplit,
@@ -76,13 +75,9 @@ class NetworkEvaluation:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB; ImageReadError if it is missing or not an image."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except FileNotFoundError:
-        raise ImageReadError(f"image {path} does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ImageReadError(f"image {path} cannot be read: {exc}") from None
+    from yolomodels.data.images import read_rgb
+
+    return np.asarray(read_rgb(path))
 
 
 def run_inference(
