@@ -177,3 +177,23 @@ def test_a_bomb_in_the_eval_split_is_named_before_inference(dataset, bomb, capsy
     _edit(dataset, _set("images", 3, "file_name", "bomb.png"))
     code, _, err = run(capsys, "eval", "yolov3_darknet53", "--data", dataset)
     assert code == 9 and "images[3] (id 4): image " in err and "400 megapixels" in err
+
+
+def test_training_data_skips_unusable_entries_and_never_reads_outside(tmp_path):
+    from yolomodels.data.datasets import DatasetWarning, load_dataset
+    from yolomodels.data.synthetic import make_dataset
+
+    root = make_dataset(tmp_path / "shapes", num_images=4, img_size=64, num_classes=1,
+                        objects=(1, 1))  # fmt: skip
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes((root / "images" / "train2017").iterdir().__next__().read_bytes())
+    ann = root / "annotations" / "instances_train2017.json"
+    data = json.loads(ann.read_text())
+    data["images"][0]["file_name"] = "../../../outside.jpg"
+    data["annotations"][1]["bbox"] = [1, 2, math.nan, 4]
+    data["annotations"][2]["bbox"] = "x"
+    ann.write_text(json.dumps(data))
+    with pytest.warns(DatasetWarning, match="3/4 images .*3 label line"):
+        ds = load_dataset(root, split="train")
+    assert [r.path.name for r in ds.records] == [p["file_name"] for p in data["images"][1:]]
+    assert ds.report.boxes_used == 1 and all(outside != r.path for r in ds.records)

@@ -242,6 +242,9 @@ def _load_coco(ann_path: Path, root: Path, check: bool) -> DetectionDataset:
             report.malformed_lines += 1
             continue
         path = image_dir / file_name
+        if Path(file_name).is_absolute() or ".." in Path(file_name).parts:
+            report.malformed_lines += 1  # never read files outside the dataset
+            continue
         size = _image_size(path, report, check)
         if size is None:
             continue
@@ -255,6 +258,9 @@ def _load_coco(ann_path: Path, root: Path, check: bool) -> DetectionDataset:
                 x, y, bw, bh = (float(v) for v in a["bbox"])
                 cls = cat_index.get(int(a["category_id"]))
             except (KeyError, TypeError, ValueError):
+                report.malformed_lines += 1
+                continue
+            if not all(np.isfinite((x, y, bw, bh))):
                 report.malformed_lines += 1
                 continue
             if cls is None:
