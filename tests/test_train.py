@@ -144,8 +144,11 @@ def test_a_short_run_lowers_the_loss_and_writes_loadable_weights(trained):
     assert r.arch_args["num_classes"] == 3 and r.arch_args["img_size"] == 96
     losses = r.epoch_losses
     assert all(np.isfinite(losses))
-    # Per-epoch means of 2 steps are noisy; the last four epochs together are clearly lower.
-    assert np.mean(losses[-4:]) < 0.85 * losses[0], losses
+    # Per-epoch means of 2 steps are noisy; the last four epochs together are lower.  Their
+    # ratio to the first epoch was 0.74-0.86 over recipe seeds 0-3 with OMP_NUM_THREADS and
+    # MindSpore CPU threads 1 and 2 (the old bound of 0.85 failed for seeds 0 and 3): 0.95
+    # keeps a margin.
+    assert np.mean(losses[-4:]) < 0.95 * losses[0], losses
     records = [json.loads(line) for line in r.log.read_text().splitlines()]
     steps = [x for x in records if x["type"] == "step"]
     epochs = [x for x in records if x["type"] == "epoch"]
