@@ -619,7 +619,12 @@ def prune(*, settings: Settings | None = None, partial_age: float = 0.0) -> Remo
     now = time.time()
     for part in listing_.partials:
         try:
-            with DownloadLock(layout.lock_path(part.declared), timeout=0,
+            lock_path = layout.lock_path(part.declared)
+        except (InputDataError, CacheError):
+            kept.append(f"{part.path.name}: not a name yolohub writes; left alone")
+            continue
+        try:
+            with DownloadLock(lock_path, timeout=0,
                               label=part.path.name, record_owner=False):
                 if now - part.modified < partial_age:
                     kept.append(f"{part.path.name}: younger than {partial_age:.0f} s")

@@ -117,8 +117,10 @@ class UnreachableError(DownloadError):
 class HTTPStatusError(DownloadError):
     """The server answered a download with a status retrying cannot change (404, 403, ...)."""
 
-    def __init__(self, message: str, *, status: int):
+    def __init__(self, message: str, *, status: int, reason: str = "", hint: str = ""):
         self.status = status
+        self.reason = reason  # "HTTP 404 Not Found"
+        self.hint = hint  # what to do about it
         super().__init__(message)
 
 

@@ -395,11 +395,12 @@ class Transport:
                 raise TransientError(reason, retry_after=retry_after)
             hint = {
                 401: "the server wants credentials; yolohub only fetches public files",
-                403: "the server refuses access; check the link or use a mirror",
+                403: "the server refuses access; check the link or use a mirror (YOLOHUB_MIRRORS)",
                 404: "the file is not at that address; the card's link may be stale, try a "
                 "mirror (YOLOHUB_MIRRORS) or ask the card's author",
             }.get(status, "the server refused the request")
-            raise HTTPStatusError(f"{redact(url)}: {reason}: {hint}", status=status)
+            raise HTTPStatusError(f"{redact(url)}: {reason}: {hint}", status=status,
+                                  reason=reason, hint=hint)
         raise DownloadError(f"{redact(url)}: more than {MAX_REDIRECTS} redirects")
 
     def close(self) -> None:

@@ -812,6 +812,8 @@ def _write_state(path: Path, state: dict) -> None:
 
 def _link_reason(url: str, exc: BaseException) -> str:
     """The failure of one link without the URL in front (the caller shows it once)."""
+    if isinstance(exc, HTTPStatusError) and exc.reason:
+        return exc.reason  # its advice goes once into the hint below the list
     text = str(exc)
     for prefix in (redact(url), url):
         if text.startswith(prefix + ": "):
@@ -828,9 +830,10 @@ def _hint(failures: list[tuple[str, HubError]]) -> str:
             "No network? YOLOHUB_OFFLINE=1 uses cached files only, without connecting; "
             "YOLOHUB_MIRRORS=old-host=new-host names a reachable copy"
         )
-    elif any(isinstance(e, HTTPStatusError) for e in errors):
-        hints.append("The links may be stale: add a mirror with YOLOHUB_MIRRORS=old-host=new-host "
-                     "or ask the card's author")
+    else:
+        for hint in dict.fromkeys(e.hint for e in errors if isinstance(e, HTTPStatusError)):
+            if hint:
+                hints.append(hint[0].upper() + hint[1:])
     if any(type(e) is DownloadError and "gave up after" in str(e) for e in errors):
         hints.append("the servers kept failing: try again later, or raise YOLOHUB_RETRIES / "
                      "YOLOHUB_READ_TIMEOUT")
@@ -856,9 +859,10 @@ def _combine(label: str, declared: str, failures: list[tuple[str, HubError]]) ->
         return UnsafeURLError(f"{label}: every link was refused:\n{lines}")
     if all(isinstance(e, OfflineModeError) for _, e in failures):
         return failures[0][1]
-    if len(failures) == 1:
+    if len(failures) == 1:  # one line
         (u, e), = failures
-        head = f"{label}: {redact(u)}: {_link_reason(u, e)}"
-    else:
-        head = f"{label}: could not download from any of {len(failures)} links:\n{lines}"
-    return DownloadError(f"{head}\n{_hint(failures)}")
+        return DownloadError(f"{label}: {redact(u)}: {_link_reason(u, e)}. {_hint(failures)}")
+    return DownloadError(
+        f"{label}: could not download from any of {len(failures)} links:\n{lines}\n"
+        f"{_hint(failures)}"
+    )

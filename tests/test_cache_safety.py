@@ -128,7 +128,8 @@ CHURN = """
     deadline = time.monotonic() + float(sys.argv[3])
     i = 0
     while time.monotonic() < deadline:
-        names = [part / f"{i:02x}{n:062x}.ckpt.partial" for n in range(40)]
+        names = [part / f"{i % 256:02x}{n:062x}.ckpt.partial" for n in range(40)]
+        names.append(part / f"odd-{i}.ckpt.partial")  # a name yolohub never writes
         names += [qdir / f"q{i}-{n}.ckpt" for n in range(10)]
         for p in names:
             p.write_bytes(b"x")
