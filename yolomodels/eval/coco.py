@@ -141,11 +141,13 @@ def load_ground_truth(annotations: str | os.PathLike) -> COCO:
     return gt
 
 
-def open_split(data_dir: str | os.PathLike, split: str) -> CocoSplit:
+def open_split(data_dir: str | os.PathLike, split: str, *, check_images: bool = True) -> CocoSplit:
     """Find ``split`` of a dataset directory in MindYOLO's or COCO's layout.
 
     Annotations: ``annotations/instances_<split>.json`` (``val`` also finds ``val2017``).
-    Images: ``images/<split>/`` (MindYOLO) or ``<split>/`` (COCO).
+    Images: ``images/<split>/`` (MindYOLO) or ``<split>/`` (COCO).  Every annotation entry is
+    checked, and with ``check_images`` every image file too (present, inside the image
+    directory, a readable header within the pixel limit), before anything runs on them.
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -173,7 +175,7 @@ def open_split(data_dir: str | os.PathLike, split: str) -> CocoSplit:
     image_ids = tuple(sorted(gt.getImgIds()))
     if not image_ids:
         raise DatasetError(f"{ann} lists no images")
-    problems = image_problems(gt.dataset["images"], image_dir)
+    problems = image_problems(gt.dataset["images"], image_dir) if check_images else []
     if problems:
         raise refuse(ann, problems, f"the images it lists (in {image_dir})")
     return CocoSplit(annotations=ann, image_dir=image_dir, gt=gt, image_ids=image_ids)
