@@ -4,7 +4,8 @@ It decides which URLs may be fetched (https anywhere, plain http only to loopbac
 for local stores), rewrites hosts through user mirrors (``YOLOHUB_MIRRORS``), opens one
 streaming request at a time with the connect/read timeouts from the settings, and turns HTTP
 answers into either a response to read, a :class:`TransientError` worth retrying, or a
-:class:`~hub.errors.DownloadError`.  :class:`RetryBudget` holds the retry policy: exponential
+:class:`~hub.errors.DownloadError` (an :class:`~hub.errors.UnreachableError` when the host name
+does not resolve, the connection is refused or TLS fails: retrying cannot fix those).  :class:`RetryBudget` holds the retry policy: exponential
 backoff with jitter, ``Retry-After`` honoured, and the count reset whenever bytes arrive.
 """
 
