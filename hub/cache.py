@@ -9,6 +9,8 @@ Layout under ``get_settings().home`` (no network here, only path arithmetic and 
                                        prefix) -> blob digest, owners (name@version -> card, url)
     partial/<declared>.<ext>.partial   bytes of an unfinished transfer (+ ``.json`` resume state)
     locks/<declared>.lock              cross-process download lock (+ ``.owner``: who holds it)
+    locks/<sha256>.blob.lock           the lock of one blob: held while a download moves a file
+                                       in and registers it, and while cleanup decides to delete it
     quarantine/                        files whose hash did not match, kept for inspection
 
 Every name is derived from hex digests and a checked extension, and every path goes through
@@ -103,6 +105,9 @@ class CacheLayout:
 
     def lock_path(self, declared: str) -> Path:
         return safe_join(self.root, "locks", f"{normalize_sha256(declared)}.lock")
+
+    def blob_lock_path(self, sha256: str) -> Path:
+        return safe_join(self.root, "locks", f"{_full(sha256)}.blob.lock")
 
     def quarantine_dir(self) -> Path:
         return self._dir("quarantine")
@@ -402,7 +407,10 @@ def listing(settings: Settings | None = None) -> CacheListing:
     for sha, path in _iter_blobs(layout):
         recs = by_sha.get(sha, [])
         owners = tuple(sorted({o for r in recs for o in r.owners}))
-        st = path.stat()
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # removed while we listed (prune, cache rm)
+            continue
         vrec = load_record(layout, sha)
         ok = vrec is not None and vrec.sha256 == sha and vrec.matches_stat(st)
         blobs.append(
@@ -421,17 +429,23 @@ def listing(settings: Settings | None = None) -> CacheListing:
     if pdir.is_dir():
         for p in sorted(pdir.glob("*.partial")):
             meta = _read_json(p.with_name(p.name + ".json"))
-            st = p.stat()
+            try:
+                st = p.stat()
+            except FileNotFoundError:  # a transfer finished (or was discarded) meanwhile
+                continue
             partials.append(
                 PartialEntry(p, st.st_size, p.name.split(".")[0], meta.get("url"), st.st_mtime)
             )
     qdir = layout.quarantine_dir()
-    quarantined = (
-        tuple(sorted(q for q in qdir.iterdir() if not q.name.endswith(".json")))
-        if qdir.is_dir()
-        else ()
-    )
+    quarantined = tuple(sorted(q for q in _iterdir(qdir) if not q.name.endswith(".json")))
     return CacheListing(layout.root, tuple(blobs), tuple(partials), quarantined)
+
+
+def _iterdir(d: Path) -> list[Path]:
+    try:
+        return list(d.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def _read_json(path: Path) -> dict:
@@ -477,103 +491,163 @@ def remove_asset(asset, *, owner: str | None = None, settings: Settings | None =
         rec_path.unlink(missing_ok=True)
         removed.append(rec_path)
     partial = layout.partial_path(declared, ext)
-    for p in (partial, partial.with_name(partial.name + ".json")):
-        if p.exists():
-            freed += _size(p)
-            p.unlink()
-            removed.append(p)
+    if partial.exists():
+        from hub.errors import LockTimeoutError
+        from hub.transfer import DownloadLock
+
+        try:
+            with DownloadLock(layout.lock_path(declared), timeout=0, label=partial.name,
+                              record_owner=False):
+                for p in (partial, partial.with_name(partial.name + ".json")):
+                    if p.exists():
+                        freed += _size(p)
+                        p.unlink(missing_ok=True)
+                        removed.append(p)
+        except LockTimeoutError:
+            kept.append(f"{partial.name}: a download is in progress")
     if found is not None:
         path, sha = found
-        users = []
-        for r in iter_asset_records(layout):
-            if r.sha256 != sha:
-                continue
-            if owner is not None and owner in r.owners:
-                # the same card reached this file through another declared hash (e.g. a legacy
-                # prefix before `rehash`): that claim goes too
-                rest = {k: v for k, v in r.owners.items() if k != owner}
-                other = layout.asset_record_path(r.declared)
-                if not rest:
-                    other.unlink(missing_ok=True)
-                    removed.append(other)
-                    continue
-                write_atomic(other, AssetRecord(r.declared, r.sha256, r.ext, r.size, rest).to_json())
-                r = AssetRecord(r.declared, r.sha256, r.ext, r.size, rest)
-            users.append(r)
-        if users:
-            kept.append(
-                f"{sha[:12]} still used by "
-                + ", ".join(sorted({o for r in users for o in r.owners} or {r.declared for r in users}))
-            )
-        elif path.exists():
-            freed += _size(path)
-            path.unlink()
-            removed.append(path)
-            rp = layout.record_path(sha)
-            rp.unlink(missing_ok=True)
+        s = get_settings() if settings is None else settings
+        with _blob_lock(layout, sha, timeout=s.lock_timeout, label=f"blob {sha[:12]}"):
+            removal = _remove_blob(layout, path, sha, owner)
+        removed.extend(removal.removed)
+        return Removal(tuple(removed), freed + removal.freed, tuple(kept) + removal.kept)
     return Removal(tuple(removed), freed, tuple(kept))
+
+
+def _remove_blob(layout: CacheLayout, path: Path, sha: str, owner: str | None) -> Removal:
+    """Delete blob ``sha`` unless an asset record still uses it (caller holds its blob lock)."""
+    removed: list[Path] = []
+    kept: list[str] = []
+    freed = 0
+    users = []
+    for r in iter_asset_records(layout):
+        if r.sha256 != sha:
+            continue
+        if owner is not None and owner in r.owners:
+            # the same card reached this file through another declared hash (e.g. a legacy
+            # prefix before `rehash`): that claim goes too
+            rest = {k: v for k, v in r.owners.items() if k != owner}
+            other = layout.asset_record_path(r.declared)
+            if not rest:
+                other.unlink(missing_ok=True)
+                removed.append(other)
+                continue
+            write_atomic(other, AssetRecord(r.declared, r.sha256, r.ext, r.size, rest).to_json())
+            r = AssetRecord(r.declared, r.sha256, r.ext, r.size, rest)
+        users.append(r)
+    if users:
+        kept.append(
+            f"{sha[:12]} still used by "
+            + ", ".join(sorted({o for r in users for o in r.owners} or {r.declared for r in users}))
+        )
+    elif path.exists():
+        freed += _size(path)
+        path.unlink(missing_ok=True)
+        removed.append(path)
+        rp = layout.record_path(sha)
+        rp.unlink(missing_ok=True)
+    return Removal(tuple(removed), freed, tuple(kept))
+
+
+def _blob_lock(layout: CacheLayout, sha: str, *, timeout: float, label: str):
+    from hub.transfer import blob_lock  # the transfer layer owns the lock class
+
+    return blob_lock(layout, sha, timeout=timeout, label=label)
+
+
+def _referencing(layout: CacheLayout, sha: str) -> list[AssetRecord]:
+    """Asset records that point at blob ``sha``, read now (not from an earlier listing)."""
+    return [r for r in iter_asset_records(layout) if r.sha256 == sha]
+
+
+def _blob_files(layout: CacheLayout, sha: str) -> list[Path]:
+    shard = layout.root / "blobs" / "sha256" / sha[:2]
+    return [p for p in _iterdir(shard) if p.name.split(".")[0] == sha and p.is_file()]
 
 
 def prune(*, settings: Settings | None = None, partial_age: float = 0.0) -> Removal:
     """Delete blobs no asset record refers to, stale records, quarantined files and partials.
 
-    Partials are removed only when no process is downloading them (their lock is free) and
-    they are older than ``partial_age`` seconds.
+    Each blob is deleted under its blob lock, after checking again that no asset record refers
+    to it: a download registers the file it returns under the same lock, so a path that
+    ``download`` handed out is never pruned from under its user.  A blob whose lock is busy is
+    kept.  Partials are removed only when no process is downloading them (their download lock is
+    free) and they are older than ``partial_age`` seconds.  Files that vanish meanwhile (another
+    prune, a finishing transfer) are skipped.
     """
-    from filelock import FileLock, Timeout
+    from hub.errors import LockTimeoutError
+    from hub.transfer import DownloadLock
 
     layout = CacheLayout.from_settings(settings)
     listing_ = listing(settings)
     removed: list[Path] = []
     freed = 0
     kept: list[str] = []
-    live = set()
-    for b in listing_.blobs:
-        if b.referenced:
-            live.add(b.sha256)
-            continue
-        freed += b.size
-        b.path.unlink(missing_ok=True)
-        removed.append(b.path)
     rdir = layout.root / "records"
-    if rdir.is_dir():
-        for p in rdir.glob("*.json"):
-            if p.stem not in live:
-                p.unlink(missing_ok=True)
-                removed.append(p)
-    # asset records whose blob vanished
-    for rec in iter_asset_records(layout):
-        if not layout.blob_path(rec.sha256, rec.ext).exists():
-            p = layout.asset_record_path(rec.declared)
-            p.unlink(missing_ok=True)
-            removed.append(p)
+    present = {b.sha256 for b in listing_.blobs}
+    live = {b.sha256 for b in listing_.blobs if b.referenced}
+    verification = {p.stem for p in _iterdir(rdir) if p.suffix == ".json"}
+    candidates = (present - live) | {
+        s for s in verification - live if len(s) == FULL_LENGTH and _DIGEST_NAME.match(s)
+    }
+    candidates |= {r.sha256 for r in iter_asset_records(layout)} - present
+    for sha in sorted(candidates):
+        try:
+            lock = _blob_lock(layout, sha, timeout=0, label=f"blob {sha[:12]}")
+            with lock:
+                users = _referencing(layout, sha)
+                files = _blob_files(layout, sha)
+                if users and files:
+                    continue  # in use: keep the blob, its records and its verification record
+                for f in files:
+                    freed += _size(f)
+                    f.unlink(missing_ok=True)
+                    removed.append(f)
+                rp = layout.record_path(sha)
+                if rp.exists():
+                    rp.unlink(missing_ok=True)
+                    removed.append(rp)
+                for r in users:  # asset records whose blob vanished
+                    p = layout.asset_record_path(r.declared)
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+        except LockTimeoutError:
+            kept.append(f"{sha[:12]}: in use by a download")
+        except PermissionError as exc:  # read-only shared cache
+            kept.append(f"{sha[:12]}: {exc.strerror or exc}")
     now = time.time()
     for part in listing_.partials:
-        lock = FileLock(str(layout.lock_path(part.declared)))
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            kept.append(f"{part.path.name}: a download is in progress")
+            lock_path = layout.lock_path(part.declared)
+        except (InputDataError, CacheError):
+            kept.append(f"{part.path.name}: not a name yolohub writes; left alone")
             continue
         try:
-            if now - part.modified < partial_age:
-                kept.append(f"{part.path.name}: younger than {partial_age:.0f} s")
-                continue
-            freed += part.size
-            for p in (part.path, part.path.with_name(part.path.name + ".json")):
-                p.unlink(missing_ok=True)
-            removed.append(part.path)
-        finally:
-            lock.release()
-    qdir = layout.quarantine_dir()
-    if qdir.is_dir():
-        for q in sorted(qdir.iterdir()):
-            freed += _size(q) if not q.name.endswith(".json") else 0
+            with DownloadLock(lock_path, timeout=0,
+                              label=part.path.name, record_owner=False):
+                if now - part.modified < partial_age:
+                    kept.append(f"{part.path.name}: younger than {partial_age:.0f} s")
+                    continue
+                if not part.path.exists():
+                    continue
+                freed += _size(part.path)
+                for p in (part.path, part.path.with_name(part.path.name + ".json")):
+                    p.unlink(missing_ok=True)
+                removed.append(part.path)
+        except LockTimeoutError:
+            kept.append(f"{part.path.name}: a download is in progress")
+    for q in sorted(_iterdir(layout.quarantine_dir())):
+        size = _size(q) if not q.name.endswith(".json") else 0
+        try:
             if q.is_dir():
                 shutil.rmtree(q)
             else:
-                q.unlink(missing_ok=True)
-            removed.append(q)
+                q.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+        removed.append(q)
     return Removal(tuple(removed), freed, tuple(kept))
 
 

@@ -109,6 +109,21 @@ class DownloadError(HubError, OSError):
     exit_code = 5
 
 
+class UnreachableError(DownloadError):
+    """A link's host cannot be reached at all: its name does not resolve, it refuses the
+    connection, or TLS fails.  Retrying with backoff cannot fix that, so the link is tried once."""
+
+
+class HTTPStatusError(DownloadError):
+    """The server answered a download with a status retrying cannot change (404, 403, ...)."""
+
+    def __init__(self, message: str, *, status: int, reason: str = "", hint: str = ""):
+        self.status = status
+        self.reason = reason  # "HTTP 404 Not Found"
+        self.hint = hint  # what to do about it
+        super().__init__(message)
+
+
 class UnsafeURLError(HubError, ValueError):
     """A link uses a scheme or host yolohub refuses to fetch (only https, loopback http, file)."""
 

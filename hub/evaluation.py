@@ -144,7 +144,8 @@ def evaluate(
     settings = get_settings()
     out_dir = Path(out) if out is not None else _default_out(settings.home, release, protocol)
     try:
-        split_data = open_split(data, protocol.split)
+        # re-scoring saved detections reads no image
+        split_data = open_split(data, protocol.split, check_images=detections is None)
         inference = inference_settings(protocol)
         _check_classes(card, split_data)
     except YoloModelsError as exc:

@@ -4,7 +4,8 @@ It decides which URLs may be fetched (https anywhere, plain http only to loopbac
 for local stores), rewrites hosts through user mirrors (``YOLOHUB_MIRRORS``), opens one
 streaming request at a time with the connect/read timeouts from the settings, and turns HTTP
 answers into either a response to read, a :class:`TransientError` worth retrying, or a
-:class:`~hub.errors.DownloadError`.  :class:`RetryBudget` holds the retry policy: exponential
+:class:`~hub.errors.DownloadError` (an :class:`~hub.errors.UnreachableError` when the host name
+does not resolve, the connection is refused or TLS fails: retrying cannot fix those).  :class:`RetryBudget` holds the retry policy: exponential
 backoff with jitter, ``Retry-After`` honoured, and the count reset whenever bytes arrive.
 """
 
@@ -20,7 +21,13 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from hub.errors import DownloadError, OfflineModeError, UnsafeURLError
+from hub.errors import (
+    DownloadError,
+    HTTPStatusError,
+    OfflineModeError,
+    UnreachableError,
+    UnsafeURLError,
+)
 from hub.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -263,6 +270,56 @@ class Response:
         self._resp.close()
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: ``reason`` (urllib3), exception arguments, ``__cause__``."""
+    chain: list[BaseException] = []
+    todo = [exc]
+    while todo and len(chain) < 20:
+        e = todo.pop(0)
+        if any(e is c for c in chain):
+            continue
+        chain.append(e)
+        reason = getattr(e, "reason", None)
+        todo += [x for x in (reason, *getattr(e, "args", ()), e.__cause__, e.__context__)
+                 if isinstance(x, BaseException)]
+    return chain
+
+
+def connection_failure(exc: BaseException, url: str) -> Exception:
+    """Classify a failed connection: :class:`UnreachableError` when retrying cannot help (the
+    name does not resolve, the host refuses, TLS fails), else a :class:`TransientError`.
+
+    The message names the cause itself (``Name or service not known``, ``Connection refused``,
+    the TLS verification error), not urllib3's wrapper text, so it stays short and whole.
+    """
+    import socket
+    import ssl
+
+    import urllib3
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    chain = _causes(exc)
+    for e in chain:
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            gai = next((c for c in chain if isinstance(c, socket.gaierror)), None)
+            why = gai.strerror if gai is not None and gai.strerror else "name resolution failed"
+            return UnreachableError(f"cannot resolve the host name ({why})")
+    for e in chain:
+        if isinstance(e, ConnectionRefusedError):
+            return UnreachableError(f"connection refused (nothing listens on port {port})")
+    for e in chain:
+        if isinstance(e, ssl.SSLError):
+            why = getattr(e, "verify_message", None) or getattr(e, "reason", None) or str(e)
+            return UnreachableError(f"TLS failed: {why}")
+    for e in chain:
+        if isinstance(e, (urllib3.exceptions.SSLError,)) or type(e).__name__ == "SSLError":
+            return UnreachableError(f"TLS failed: {_short(chain[-1])}")
+    inner = next((e for e in reversed(chain) if isinstance(e, OSError) and e.strerror), None)
+    why = inner.strerror if inner is not None else _short(chain[-1])
+    return TransientError(f"connection failed ({why})")
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) < 200 else text[:200] + "..."
@@ -320,7 +377,7 @@ class Transport:
                     f"no answer within the read timeout of {self.settings.read_timeout:g} s"
                 ) from None
             except requests.exceptions.ConnectionError as exc:
-                raise TransientError(f"connection failed ({_short(exc)})") from None
+                raise connection_failure(exc, url) from None
             except requests.exceptions.RequestException as exc:
                 raise DownloadError(f"{redact(url)}: request failed: {_short(exc)}") from None
             if r.is_redirect and r.headers.get("Location"):
@@ -339,11 +396,12 @@ class Transport:
                 raise TransientError(reason, retry_after=retry_after)
             hint = {
                 401: "the server wants credentials; yolohub only fetches public files",
-                403: "the server refuses access; check the link or use a mirror",
+                403: "the server refuses access; check the link or use a mirror (YOLOHUB_MIRRORS)",
                 404: "the file is not at that address; the card's link may be stale, try a "
                 "mirror (YOLOHUB_MIRRORS) or ask the card's author",
             }.get(status, "the server refused the request")
-            raise DownloadError(f"{redact(url)}: {reason}: {hint}")
+            raise HTTPStatusError(f"{redact(url)}: {reason}: {hint}", status=status,
+                                  reason=reason, hint=hint)
         raise DownloadError(f"{redact(url)}: more than {MAX_REDIRECTS} redirects")
 
     def close(self) -> None:

@@ -120,18 +120,13 @@ def read_image(path: Path) -> np.ndarray:
 
 def probe_image(path: Path) -> None:
     """Raise :class:`InputDataError` unless ``path`` starts like an image Pillow can decode."""
-    from PIL import Image, UnidentifiedImageError
+    from yolomodels.data.images import image_size
+    from yolomodels.errors import ImageReadError
 
     try:
-        with Image.open(path):
-            pass
-    except UnidentifiedImageError:
-        raise InputDataError(
-            f"{path} is not an image Pillow can read (found {path.stat().st_size} bytes of an "
-            "unknown format); pass JPEG, PNG, BMP, WebP, TIFF or GIF files"
-        ) from None
-    except OSError as exc:
-        raise InputDataError(f"{path} cannot be opened as an image: {exc}") from None
+        image_size(path)
+    except ImageReadError as exc:
+        raise InputDataError(str(exc)) from None
 
 
 # --- drawing --------------------------------------------------------------------------------------

@@ -311,11 +311,33 @@ def _check_resume(out_dir: Path, run: dict, resume: bool) -> None:
         if _jsonable(before.get(k)) != _jsonable(run.get(k))
     ]
     if diffs:
-        detail = "; ".join(f"{k}: was {before.get(k)!r}, now {run.get(k)!r}" for k in diffs[:2])
+        changes = [c for k in diffs for c in _changes(k, _jsonable(before.get(k)),
+                                                       _jsonable(run.get(k)))]
+        detail = "; ".join(changes[:6]) + (f"; {len(changes) - 6} more" if len(changes) > 6 else "")
         raise InputDataError(
             f"cannot resume the run in {out_dir}: {', '.join(diffs)} changed ({detail}); "
             "resume with the same card, recipe overrides, arch_args, dataset and rank count"
         )
+
+
+def _changes(path: str, before, now) -> list[str]:
+    """``key.sub: was X, now Y`` for each leaf that differs (not the whole recipes)."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        out = []
+        for k in list(before) + [k for k in now if k not in before]:
+            if k not in now:
+                out.append(f"{path}.{k}: was {_brief(before[k])}, now unset")
+            elif k not in before:
+                out.append(f"{path}.{k}: was unset, now {_brief(now[k])}")
+            elif before[k] != now[k]:
+                out.extend(_changes(f"{path}.{k}", before[k], now[k]))
+        return out
+    return [f"{path}: was {_brief(before)}, now {_brief(now)}"]
+
+
+def _brief(value) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _jsonable(obj):

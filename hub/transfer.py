@@ -31,10 +31,12 @@ from hub.errors import (
     CacheError,
     ChecksumMismatchError,
     DownloadError,
+    HTTPStatusError,
     HubError,
     InputDataError,
     LockTimeoutError,
     OfflineModeError,
+    UnreachableError,
     UnsafeURLError,
 )
 from hub.http import (
@@ -47,6 +49,7 @@ from hub.http import (
     redact,
 )
 from hub.integrity import (
+    _UMASK,
     CHUNK_SIZE,
     VerificationRecord,
     digest_matches,
@@ -174,13 +177,16 @@ class DownloadLock:
 
     LOG_EVERY = 10.0
 
-    def __init__(self, path: Path, *, timeout: float, label: str):
+    def __init__(self, path: Path, *, timeout: float, label: str, what: str = "download",
+                 record_owner: bool = True):
         from filelock import FileLock
 
         self.path = path
         self.owner_path = path.with_suffix(".owner")
         self.timeout = timeout
         self.label = label
+        self.what = what
+        self.record_owner = record_owner
         self._lock = FileLock(str(path))
 
     def owner(self) -> dict:
@@ -212,24 +218,45 @@ class DownloadLock:
             except Timeout:
                 if remaining <= 0:
                     raise LockTimeoutError(
-                        f"{self.label}: {self._describe_owner()} has held the download lock "
+                        f"{self.label}: {self._describe_owner()} has held the {self.what} lock "
                         f"{self.path} for more than {self.timeout:g} s; wait for it, stop it, or "
                         "raise YOLOHUB_LOCK_TIMEOUT"
                     ) from None
-                log.info("%s: waiting for %s to finish downloading it", self.label,
-                         self._describe_owner())
+                log.info("%s: waiting for %s to release the %s lock", self.label,
+                         self._describe_owner(), self.what)
                 first = False
-        write_atomic(
-            self.owner_path,
-            json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}),
-        )
+        if self.record_owner:
+            try:
+                write_atomic(
+                    self.owner_path,
+                    json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                "started": time.time()}),
+                )
+            except BaseException:
+                self._lock.release()
+                raise
         return self
 
     def __exit__(self, *exc) -> None:
         try:
-            self.owner_path.unlink(missing_ok=True)
+            if self.record_owner:
+                self.owner_path.unlink(missing_ok=True)
         finally:
             self._lock.release()
+
+
+def blob_lock(layout: _cache.CacheLayout, sha256: str, *, timeout: float,
+              label: str) -> DownloadLock:
+    """The lock of one cached blob (by full digest), shared by download and cache cleanup.
+
+    A download holds it while it moves a verified file into ``blobs/`` and records who uses it;
+    ``cache prune`` / ``cache rm`` hold it while they check that nobody uses a blob and delete
+    it.  So a path that :func:`fetch_file` returned is registered before any cleanup can look at
+    it, and cleanup never deletes a file between a download's check and its return.  Held for
+    milliseconds (or one re-hash of a changed file), never for a transfer.
+    """
+    return DownloadLock(layout.blob_lock_path(sha256), timeout=timeout, label=label,
+                        what="blob", record_owner=False)
 
 
 # --- one job -------------------------------------------------------------------------------------
@@ -267,6 +294,27 @@ class _Job:
         if found is None:
             return None
         path, sha = found
+        old = _cache.read_asset_record(self.layout, self.declared)
+        if old is not None and old.sha256 == sha and (self.owner is None or self.owner in old.owners):
+            # already registered for us: cleanup keeps it, no lock needed (the fast path)
+            return self._check_cached(path, sha, deep_if_changed=deep_if_changed)
+        # not (yet) ours: check and register it under the blob lock, so that a concurrent
+        # `cache prune` cannot delete it between our check and our return
+        lock = blob_lock(self.layout, sha, timeout=self.settings.lock_timeout, label=self.label)
+        try:
+            lock.__enter__()
+        except LockTimeoutError:
+            raise
+        except OSError as exc:  # a read-only shared cache: nobody can delete from it either
+            log.debug("cannot take the blob lock of %s: %s", sha[:12], exc)
+            return self._check_cached(path, sha, deep_if_changed=deep_if_changed)
+        try:
+            return self._check_cached(path, sha, deep_if_changed=deep_if_changed)
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _check_cached(self, path: Path, sha: str, *,
+                      deep_if_changed: bool) -> DownloadResult | None:
         record = _cache.load_record(self.layout, sha)
         if not path.exists():
             return None
@@ -321,13 +369,16 @@ class _Job:
         qdir = self.layout.quarantine_dir()
         qdir.mkdir(parents=True, exist_ok=True)
         target = qdir / f"{self.declared}-{actual[:16]}-{time.time_ns()}.{self.ext}"
+        os.chmod(path, 0o600)  # unverified bytes may be someone's private file: owner only
         os.replace(path, target)
+        meta = target.with_name(target.name + ".json")
         write_atomic(
-            target.with_name(target.name + ".json"),
-            json.dumps({"expected": self.declared, "actual": actual, "url": url,
-                        "size": target.stat().st_size, "reason": reason, "at": time.time()},
-                       indent=1),
+            meta,
+            json.dumps({"expected": self.declared, "actual": actual, "url": redact(url or "")
+                        or None, "size": target.stat().st_size, "reason": reason,
+                        "at": time.time()}, indent=1),
         )
+        os.chmod(meta, 0o600)
         log.warning("%s: moved the mismatching file to %s", self.label, target)
         return target
 
@@ -375,11 +426,18 @@ class _Job:
                         actual, n = self._copy_local(url)
                     else:
                         actual, n = self._transfer(transport, url)
-                    return self._finish(url, actual, n)
+                    result = self._finish(url, actual, n)
                 except (ChecksumMismatchError, DownloadError, UnsafeURLError,
                         OfflineModeError) as exc:
                     log.debug("%s: %s", self.label, exc)  # the combined error says it once
                     failures.append((url, exc))
+                    continue
+                # failed links are worth a word only when another one delivered; when all fail,
+                # the error lists each once
+                for failed, exc in failures:
+                    log.warning("%s: %s failed (%s); got the file from %s", self.label,
+                                redact(failed), _link_reason(failed, exc), redact(url))
+                return result
         finally:
             transport.close()
         raise _combine(self.label, self.declared, failures)
@@ -412,10 +470,12 @@ class _Job:
             )
         blob = self.layout.blob_path(actual, self.ext)
         blob.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.partial, blob)
-        self.state_path.unlink(missing_ok=True)
-        _cache.store_record(self.layout, VerificationRecord.for_file(blob, actual))
-        self._register(actual, n, url=url)
+        os.chmod(self.partial, 0o666 & ~_UMASK)  # verified: as readable as any cache file
+        with blob_lock(self.layout, actual, timeout=self.settings.lock_timeout, label=self.label):
+            os.replace(self.partial, blob)
+            self.state_path.unlink(missing_ok=True)
+            _cache.store_record(self.layout, VerificationRecord.for_file(blob, actual))
+            self._register(actual, n, url=url)
         if is_weak(self.declared):
             log.warning(
                 "%s: verified against a %d-digit sha256 prefix only (weak); the full digest is "
@@ -443,7 +503,8 @@ class _Job:
         check_free_space(self.partial.parent, st.st_size)
         h = hashlib.sha256()
         n = 0
-        with self._bar(st.st_size, 0) as bar, open(src, "rb") as fin, open(self.partial, "wb") as fout:
+        with self._bar(st.st_size, 0) as bar, open(src, "rb") as fin, \
+                _open_private(self.partial, append=False) as fout:
             while True:
                 chunk = fin.read(CHUNK_SIZE)
                 if not chunk:
@@ -613,7 +674,7 @@ class _Job:
         """Append the body to the partial, hashing as it goes; ``self.pos`` tracks the offset."""
         self.pos = offset
         try:
-            with open(self.partial, "ab" if offset else "wb") as f:
+            with _open_private(self.partial, append=bool(offset)) as f:
                 if offset:
                     f.truncate(offset)
                 pipe = _ChunkPipeline(f.write, hasher.update)
@@ -710,6 +771,18 @@ class _Worker:
             self.thread.join()
 
 
+def _open_private(path: Path, *, append: bool):
+    """Open a partial for writing, readable by its owner only until its hash is verified."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a partial left by an older version may be world-readable
+        return os.fdopen(fd, "ab" if append else "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _validator(headers: dict) -> str | None:
     """A strong validator for If-Range: a strong ETag, else Last-Modified."""
     etag = headers.get("etag")
@@ -737,11 +810,43 @@ def _write_state(path: Path, state: dict) -> None:
     write_atomic(path, json.dumps(state))
 
 
+def _link_reason(url: str, exc: BaseException) -> str:
+    """The failure of one link without the URL in front (the caller shows it once)."""
+    if isinstance(exc, HTTPStatusError) and exc.reason:
+        return exc.reason  # its advice goes once into the hint below the list
+    text = str(exc)
+    for prefix in (redact(url), url):
+        if text.startswith(prefix + ": "):
+            return text[len(prefix) + 2:]
+    return text
+
+
+def _hint(failures: list[tuple[str, HubError]]) -> str:
+    """What to do, given why the links failed."""
+    errors = [e for _, e in failures]
+    hints = []
+    if any(isinstance(e, UnreachableError) for e in errors):
+        hints.append(
+            "No network? YOLOHUB_OFFLINE=1 uses cached files only, without connecting; "
+            "YOLOHUB_MIRRORS=old-host=new-host names a reachable copy"
+        )
+    else:
+        for hint in dict.fromkeys(e.hint for e in errors if isinstance(e, HTTPStatusError)):
+            if hint:
+                hints.append(hint[0].upper() + hint[1:])
+    if any(type(e) is DownloadError and "gave up after" in str(e) for e in errors):
+        hints.append("the servers kept failing: try again later, or raise YOLOHUB_RETRIES / "
+                     "YOLOHUB_READ_TIMEOUT")
+    if not hints:
+        hints.append("Check the network, or add a mirror with YOLOHUB_MIRRORS=old-host=new-host")
+    return "; ".join(hints)
+
+
 def _combine(label: str, declared: str, failures: list[tuple[str, HubError]]) -> HubError:
     """One error for a job whose every candidate failed, listing each attempt."""
-    if len(failures) == 1:
+    if len(failures) == 1 and not isinstance(failures[0][1], DownloadError):
         return failures[0][1]
-    lines = "\n".join(f"  - {redact(u)}: {e}" for u, e in failures)
+    lines = "\n".join(f"  - {redact(u)}: {_link_reason(u, e)}" for u, e in failures)
     mismatches = [e for _, e in failures if isinstance(e, ChecksumMismatchError)]
     if mismatches:
         first = mismatches[0]
@@ -754,8 +859,10 @@ def _combine(label: str, declared: str, failures: list[tuple[str, HubError]]) ->
         return UnsafeURLError(f"{label}: every link was refused:\n{lines}")
     if all(isinstance(e, OfflineModeError) for _, e in failures):
         return failures[0][1]
+    if len(failures) == 1:  # one line
+        (u, e), = failures
+        return DownloadError(f"{label}: {redact(u)}: {_link_reason(u, e)}. {_hint(failures)}")
     return DownloadError(
         f"{label}: could not download from any of {len(failures)} links:\n{lines}\n"
-        "Check the network, add a mirror with YOLOHUB_MIRRORS=old-host=new-host, or raise "
-        "YOLOHUB_RETRIES / YOLOHUB_READ_TIMEOUT"
+        f"{_hint(failures)}"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -305,14 +306,31 @@ def trained_shapes(tmp_path_factory):
     return root, result
 
 
-def test_a_network_trained_on_synthetic_data_scores_well_above_zero(trained_shapes, capsys):
+def test_a_network_trained_by_hub_train_is_scored_by_eval_as_measured_directly(
+    trained_shapes, capsys
+):
+    """hub.train's weights, through a card, ``yolohub eval --weights`` and the cache.
+
+    This test does not ask how well 100 SGD steps detect.  Measured over training seeds 0-2
+    and OMP_NUM_THREADS / MindSpore CPU threads 1 and 2 (bench/results/margins.md), held-out
+    AP50 after this run ranged from 0.3 to 17.5 with the seed alone (the card's seed 2 scored
+    17.5 here and 2.36 on another CPU), below the untrained network's 1.4-1.6 for seeds 0 and
+    1; even "the top detection is centred on an object" held for 25-56 % of images against 75 %
+    untrained, and the loss of the last five epochs was 0.86-0.95 of the first.  No threshold
+    on those has a margin; learning itself is test_train's job (a recipe whose loss falls
+    with margin).  What holds everywhere: eval scores hub.train's checkpoint exactly as a
+    direct yolomodels evaluation of the same weights does.
+    """
     import mindspore as ms
 
     import yolomodels
-    from yolomodels.checkpoint import save_checkpoint
+    from yolomodels.checkpoint import load_strict, read_checkpoint, save_checkpoint
+    from yolomodels.eval.coco import open_split
+    from yolomodels.eval.runner import InferenceSettings, evaluate_network
 
     root, trained = trained_shapes
     assert trained.steps == 100 and trained.class_names == ("circle",)
+    assert all(math.isfinite(v) for v in trained.epoch_losses), trained.epoch_losses
     ms.set_seed(3)
     untrained = root / "untrained.ckpt"
     save_checkpoint(yolomodels.build("yolov3_darknet53", **TRAINED_ARGS), untrained)
@@ -327,7 +345,9 @@ def test_a_network_trained_on_synthetic_data_scores_well_above_zero(trained_shap
             arch_args=TRAINED_ARGS,
         )  # fmt: skip
     )
-    scores = {}
+    split = open_split(root / "data", SPLIT)
+    settings = InferenceSettings(img_size=64, conf_threshold=0.001, iou_threshold=0.65,
+                                 max_detections=100, multi_label=True, batch_size=8)  # fmt: skip
     for label, ckpt in (("trained", trained.checkpoint), ("untrained", untrained)):
         code, out, err = _run(
             capsys, "tiny_shapes", "--data", root / "data", "--weights", ckpt, "--cards", cards,
@@ -336,12 +356,14 @@ def test_a_network_trained_on_synthetic_data_scores_well_above_zero(trained_shap
         assert code == 0, err  # the card claims nothing, so there is nothing to fail
         report = json.loads(out)
         assert report["claim"]["verdict"] == "no claim" and report["split"] == SPLIT
-        scores[label] = report["metrics"]
-    # held-out images: the trained weights find the circles, random weights do not
-    assert scores["trained"]["AP50"] > 5.0, scores
-    assert scores["trained"]["AP"] > 1.0, scores
-    assert scores["untrained"]["AP50"] < 3.0, scores  # big objects: chance hits score a little
-    assert scores["trained"]["AP50"] > 4 * scores["untrained"]["AP50"], scores
+        assert report["num_images"] == 16 and report["num_detections"] > 0
+        net = yolomodels.build("yolov3_darknet53", **TRAINED_ARGS)
+        assert load_strict(net, read_checkpoint(ckpt)).ok
+        direct = evaluate_network(net, split, settings=settings).result.metrics.as_percent()
+        assert report["metrics"] == pytest.approx(direct, abs=1e-4), label  # 4 decimals
+        if label == "untrained":
+            # a fixed seed: 1.39 on this machine and on the one where the old test failed
+            assert report["metrics"]["AP50"] < 3.0, report["metrics"]
 
 
 @pytest.mark.parametrize(

@@ -144,8 +144,11 @@ def test_a_short_run_lowers_the_loss_and_writes_loadable_weights(trained):
     assert r.arch_args["num_classes"] == 3 and r.arch_args["img_size"] == 96
     losses = r.epoch_losses
     assert all(np.isfinite(losses))
-    # Per-epoch means of 2 steps are noisy; the last four epochs together are clearly lower.
-    assert np.mean(losses[-4:]) < 0.85 * losses[0], losses
+    # Per-epoch means of 2 steps are noisy; the last four epochs together are lower.  Their
+    # ratio to the first epoch was 0.74-0.86 over recipe seeds 0-3 with OMP_NUM_THREADS and
+    # MindSpore CPU threads 1 and 2 (the old bound of 0.85 failed for seeds 0 and 3): 0.95
+    # keeps a margin.
+    assert np.mean(losses[-4:]) < 0.95 * losses[0], losses
     records = [json.loads(line) for line in r.log.read_text().splitlines()]
     steps = [x for x in records if x["type"] == "step"]
     epochs = [x for x in records if x["type"] == "epoch"]
@@ -194,7 +197,7 @@ def test_resume_from_epoch_1_reaches_the_uninterrupted_state(trained, shapes, tm
 def test_resume_refuses_a_changed_recipe(trained, shapes):
     from hub.training import train
 
-    with pytest.raises(InputDataError, match="recipe changed"):
+    with pytest.raises(InputDataError, match="recipe changed") as err:
         train(
             "yolov3_darknet53",
             data=shapes,
@@ -203,6 +206,9 @@ def test_resume_refuses_a_changed_recipe(trained, shapes):
             arch_args=dict(SMALL),
             resume=True,
         )
+    # the keys that changed, not both whole recipes (which ran to ~2,000 characters)
+    message = str(err.value)
+    assert f"recipe.epochs: was {EPOCHS}, now {EPOCHS + 1})" in message and len(message) < 300
     with pytest.raises(InputDataError, match="already holds a training run"):
         train(
             "yolov3_darknet53",
@@ -314,3 +320,24 @@ def test_a_step_with_non_finite_gradients_changes_no_weight_or_moment_but_runs_t
     # the EMA still moved: shadow = 0.5 * shadow + 0.5 * weights, and they differ after step 1
     moved = [not np.array_equal(a, b) for b, a in zip(before[2 * n :], after[2 * n :])]
     assert any(moved)
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_recipe_examples_in_the_help_are_accepted(command):
+    """Every ``key=value`` example in ``--set``'s help is a recipe override that works."""
+    import re
+
+    from hub.cli import build_parser
+    from hub.training import effective_recipe
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    (option,) = [a for a in sub._actions if "--set" in a.option_strings]
+    examples = re.findall(r"\b([a-z][a-z-]*(?:\.[a-z0-9-]+)+=[^\s,)]+)", option.help)
+    assert examples, option.help
+    for example in examples:
+        key, _, value = example.partition("=")
+        recipe = effective_recipe("yolov3_darknet53", overrides=[example])
+        node = recipe
+        for part in key.split("."):
+            node = node[part]
+        assert node == float(value), example

@@ -8,6 +8,8 @@ MindYOLO and as each other.  Formats OpenCV cannot decode (GIF) fall back to Pil
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +37,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 def decode_image(data: bytes, *, name: str = "image") -> np.ndarray:
     """Encoded image bytes as an (H, W, 3) uint8 RGB array (see :func:`read_image`).
 
-    Pillow reads the header first (cheap, and it refuses decompression bombs): OpenCV spends
-    seconds and gigabytes on a garbage header that declares a huge image.
+    Pillow reads the header first (cheap): an image declaring more than the pixel limit of
+    :mod:`yolomodels.data.images` is refused before decoding, and OpenCV would spend seconds and
+    gigabytes on a garbage header that declares a huge image.
     """
     if not data:
         raise ImageReadError(f"{name} cannot be read: the file is empty (0 bytes)")
@@ -59,21 +62,29 @@ def _check_header(data: bytes, name: str) -> None:
 
     from PIL import Image, UnidentifiedImageError
 
+    from yolomodels.data.images import MAX_IMAGE_PIXELS, too_large
+
     try:
-        with Image.open(io.BytesIO(data)):
-            pass
+        with warnings.catch_warnings():
+            # the limit is checked below; Pillow's own warning would only repeat it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                w, h = im.size
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{name} is not an image Pillow can read (found {len(data)} bytes of an unknown "
             "format); pass JPEG, PNG, BMP, WebP, TIFF or GIF files"
         ) from None
     except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{name} is too large to decode safely: {exc}") from None
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        raise too_large(name, None, None, int(m.group(1)) if m else None) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageReadError(
             f"{name} cannot be decoded as an image ({exc}); the file is probably truncated or "
             "corrupt"
         ) from None
+    if w * h > MAX_IMAGE_PIXELS:
+        raise too_large(name, w, h, w * h)
 
 
 def _decode_with_pillow(data: bytes, name: str) -> np.ndarray:

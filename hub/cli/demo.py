@@ -29,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--img-size", type=int, metavar="PX", help="image size (multiple of 32)")
     p.add_argument("--seed", type=int, metavar="S", help="random seed")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a recipe value, e.g. --set optimizer.lr0=0.02 (repeatable)")
+                   help="override a recipe value, e.g. --set optimizer.lr=0.02 (repeatable)")
     add_json_option(p)
     p.set_defaults(func=_demo)
 

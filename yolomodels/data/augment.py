@@ -44,16 +44,17 @@ NO_AUGMENT = AugmentConfig(
 
 def load_image(path: str | Path, img_size: int) -> np.ndarray:
     """Read an image as RGB and resize it so its long side is ``img_size`` (bilinear)."""
+    from yolomodels.data.images import read_rgb
+
+    im = read_rgb(path)  # ImageReadError for unreadable or oversized files
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w0, h0 = im.size
-            r = img_size / max(w0, h0)
-            if r != 1:
-                size = (max(int(w0 * r), 1), max(int(h0 * r), 1))
-                im = im.resize(size, Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as exc:
+        w0, h0 = im.size
+        r = img_size / max(w0, h0)
+        if r != 1:
+            size = (max(int(w0 * r), 1), max(int(h0 * r), 1))
+            im = im.resize(size, Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError) as exc:
         raise ImageReadError(f"image {path} cannot be read ({exc})") from None
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from PIL import Image, UnidentifiedImageError
 
-from yolomodels.errors import DatasetError
+from yolomodels.data.images import open_image
+from yolomodels.errors import DatasetError, ImageReadError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # A box may overshoot the image border by this many pixels (rounding in annotation tools).
@@ -187,15 +187,15 @@ def _image_size(path: Path, report: DatasetReport, check: bool) -> tuple[int, in
         report.missing_images.append(str(path))
         return None
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:  # refuses oversized images from the header
             size = im.size
             if check:
                 im.verify()
         if check:
             # verify() does not decode pixels; a truncated JPEG only fails on load.
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 im.load()
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+    except ImageReadError:  # unreadable, corrupt or over the pixel limit
         report.corrupt_images.append(str(path))
         return None
     return size
@@ -242,6 +242,9 @@ def _load_coco(ann_path: Path, root: Path, check: bool) -> DetectionDataset:
             report.malformed_lines += 1
             continue
         path = image_dir / file_name
+        if Path(file_name).is_absolute() or ".." in Path(file_name).parts:
+            report.malformed_lines += 1  # never read files outside the dataset
+            continue
         size = _image_size(path, report, check)
         if size is None:
             continue
@@ -255,6 +258,9 @@ def _load_coco(ann_path: Path, root: Path, check: bool) -> DetectionDataset:
                 x, y, bw, bh = (float(v) for v in a["bbox"])
                 cls = cat_index.get(int(a["category_id"]))
             except (KeyError, TypeError, ValueError):
+                report.malformed_lines += 1
+                continue
+            if not all(np.isfinite((x, y, bw, bh))):
                 report.malformed_lines += 1
                 continue
             if cls is None:

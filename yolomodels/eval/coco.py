@@ -20,6 +20,7 @@ from pycocotools.cocoeval import COCOeval
 
 from yolomodels.data.coco import COCO80_TO_91
 from yolomodels.errors import DatasetError
+from yolomodels.eval.checks import annotation_problems, image_problems, refuse
 
 COCO80_TO_COCO91 = COCO80_TO_91  # class index of an 80-class network -> COCO category id
 
@@ -123,11 +124,13 @@ def load_ground_truth(annotations: str | os.PathLike) -> COCO:
             f"annotation file {path} is not COCO json: expected an object with lists "
             "'images', 'annotations' and 'categories'"
         )
+    problems = annotation_problems(data)  # every entry, before pycocotools sees any
+    if problems:
+        raise refuse(path, problems, "the annotations")
     for a in data["annotations"]:
         # COCOeval reads both; many hand-made datasets leave them out
-        if isinstance(a, dict) and isinstance(a.get("bbox"), list) and len(a["bbox"]) == 4:
-            a.setdefault("area", float(a["bbox"][2]) * float(a["bbox"][3]))
-            a.setdefault("iscrowd", 0)
+        a.setdefault("area", float(a["bbox"][2]) * float(a["bbox"][3]))
+        a.setdefault("iscrowd", 0)
     gt = COCO()
     gt.dataset = data
     try:
@@ -138,11 +141,13 @@ def load_ground_truth(annotations: str | os.PathLike) -> COCO:
     return gt
 
 
-def open_split(data_dir: str | os.PathLike, split: str) -> CocoSplit:
+def open_split(data_dir: str | os.PathLike, split: str, *, check_images: bool = True) -> CocoSplit:
     """Find ``split`` of a dataset directory in MindYOLO's or COCO's layout.
 
     Annotations: ``annotations/instances_<split>.json`` (``val`` also finds ``val2017``).
-    Images: ``images/<split>/`` (MindYOLO) or ``<split>/`` (COCO).
+    Images: ``images/<split>/`` (MindYOLO) or ``<split>/`` (COCO).  Every annotation entry is
+    checked, and with ``check_images`` every image file too (present, inside the image
+    directory, a readable header within the pixel limit), before anything runs on them.
     """
     root = Path(data_dir)
     if not root.is_dir():
@@ -170,6 +175,9 @@ def open_split(data_dir: str | os.PathLike, split: str) -> CocoSplit:
     image_ids = tuple(sorted(gt.getImgIds()))
     if not image_ids:
         raise DatasetError(f"{ann} lists no images")
+    problems = image_problems(gt.dataset["images"], image_dir) if check_images else []
+    if problems:
+        raise refuse(ann, problems, f"the images it lists (in {image_dir})")
     return CocoSplit(annotations=ann, image_dir=image_dir, gt=gt, image_ids=image_ids)
 
 
