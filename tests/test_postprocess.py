@@ -53,7 +53,7 @@ def reference_nms(pred, *, conf, iou, multi_label, max_det):
 
 def _iou(a, b):
     """IoU of kept box ``a`` and candidate ``b`` in their own (float32) arithmetic."""
-    zero = a[0] * 0
+    zero = type(a[0])(0)  # not a[0] * 0: NumPy 1.x makes float32 * int a float64 scalar
     iw = max(zero, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(zero, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
