@@ -566,8 +566,11 @@ def _blob_files(layout: CacheLayout, sha: str) -> list[Path]:
     return [p for p in _iterdir(shard) if p.name.split(".")[0] == sha and p.is_file()]
 
 
-def prune(*, settings: Settings | None = None, partial_age: float = 0.0) -> Removal:
-    """Delete blobs no asset record refers to, stale records, quarantined files and partials.
+def prune(
+    *, settings: Settings | None = None, partial_age: float = 0.0, compiled: bool = False
+) -> Removal:
+    """Delete blobs no asset record refers to, stale records, quarantined files and partials,
+    and compiled graphs of other MindSpore versions (``compiled``: all compiled graphs).
 
     Each blob is deleted under its blob lock, after checking again that no asset record refers
     to it: a download registers the file it returns under the same lock, so a path that
@@ -648,7 +651,10 @@ def prune(*, settings: Settings | None = None, partial_age: float = 0.0) -> Remo
             continue
         freed += size
         removed.append(q)
-    return Removal(tuple(removed), freed, tuple(kept))
+    from hub import compile_cache
+
+    graphs = compile_cache.prune(settings=settings, everything=compiled)
+    return Removal(tuple(removed) + graphs.removed, freed + graphs.freed, tuple(kept))
 
 
 def blob_digests(settings: Settings | None = None) -> frozenset[str]:

@@ -26,11 +26,11 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from hub.cache import Removal
 from hub.settings import Settings, get_settings
 
 log = logging.getLogger("hub")
@@ -108,16 +108,8 @@ def compiling(directory: Path, *, timeout: float = 600.0) -> Iterator[None]:
         lock.release()
 
 
-@dataclass(frozen=True)
-class CompileCacheUsage:
-    """What ``yolohub cache prune`` found under ``compile/``."""
-
-    removed: tuple[Path, ...]
-    freed: int
-
-
-def prune(*, settings: Settings | None = None, everything: bool = False) -> CompileCacheUsage:
-    """Delete compile caches of other MindSpore versions (``everything``: all of them).
+def prune(*, settings: Settings | None = None, everything: bool = False) -> Removal:
+    """Delete compiled graphs of other MindSpore versions (``everything``: all of them).
 
     Directories whose lock another process holds are left alone.
     """
@@ -128,7 +120,7 @@ def prune(*, settings: Settings | None = None, everything: bool = False) -> Comp
     removed: list[Path] = []
     freed = 0
     if not base.is_dir():
-        return CompileCacheUsage((), 0)
+        return Removal((), 0)
     for version_dir in sorted(p for p in base.iterdir() if p.is_dir()):
         if version_dir.name == current and not everything:
             continue
@@ -147,4 +139,4 @@ def prune(*, settings: Settings | None = None, everything: bool = False) -> Comp
             freed += size
         with contextlib.suppress(OSError):
             version_dir.rmdir()
-    return CompileCacheUsage(tuple(removed), freed)
+    return Removal(tuple(removed), freed)

@@ -137,7 +137,7 @@ COMMANDS = {
         st.tuples(st.just(["cache", "rm"]), with_cards,
                   options(CARDS, JSON)),
         st.tuples(st.just(["cache", "prune"]), st.just([]),
-                  options(JSON, ("--partial-age", numbers))),
+                  options(JSON, ("--partial-age", numbers), ("--compiled", None))),
         st.tuples(st.just(["cache"]), st.lists(words, max_size=1), st.just([])),
     ),
     # a real run spawns MindSpore twice (kernel check, probe): few examples, mostly bad words
@@ -157,11 +157,12 @@ COMMANDS = {
     "update": st.tuples(st.just(["update"]), st.lists(words, max_size=1), options(CARDS, JSON)),
     "search": st.tuples(st.just(["search"]), st.lists(words, min_size=1, max_size=3),
                         options(CARDS, JSON)),
-    # never a directory: a valid one would serve until interrupted
-    "serve": st.tuples(st.just(["serve"]),
-                       st.lists(st.sampled_from(["@missing", "@garbage.ckpt", "@empty.ckpt",
-                                                 "@nope/deeper/x"]), min_size=1, max_size=1),
-                       options(("--host", words), ("--port", numbers))),
+    # never a valid port, so it cannot start serving (a valid one serves until interrupted)
+    "serve": st.tuples(st.just(["serve"]), st.lists(path_or_word, min_size=1, max_size=1),
+                       st.tuples(st.just("--port"),
+                                 st.sampled_from(["-1", "65536", "99999999999", "abc", "", "1e3",
+                                                  "nan", "0x10"])).map(list),
+                       options(("--host", words))),
     "pack": st.tuples(st.just(["pack"]), st.lists(names, min_size=1, max_size=2),
                       options(("-o", path_or_word), ("--offline", None), CARDS, JSON)),
     "unpack": st.tuples(st.just(["unpack"]), st.lists(path_or_word, min_size=1, max_size=1),

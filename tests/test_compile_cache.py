@@ -3,6 +3,7 @@ corrupt file is rebuilt, concurrent processes share one directory safely, prune 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -129,15 +130,18 @@ def test_every_part_of_the_key_gets_its_own_directory(change, yolohub_env):
         f"mindspore-{compile_cache.mindspore_version()}")
 
 
-def test_prune_removes_other_versions_and_with_everything_all(yolohub_env):
+def test_prune_removes_other_versions_and_with_everything_all(yolohub_env, capsys):
     base = yolohub_env / "compile"
     old = base / "mindspore-0.0.1" / "yolov3_darknet53-0123456789abcdef"
     current = compile_cache.graph_dir("yolov3_darknet53", {}, (1, 3, 64, 64), "Float32")
     for d in (old, current):
         (d / "rank_0" / "graph_cache").mkdir(parents=True)
         (d / "rank_0" / "graph_cache" / "compile_cache_0.mindir").write_bytes(b"x" * 100)
-    usage = compile_cache.prune()
-    assert usage.removed == (old,) and usage.freed == 100
+    from hub.cli import main
+
+    assert main(["cache", "prune", "--json"]) == 0  # cache prune knows about compiled graphs
+    assert str(old) in json.loads(capsys.readouterr().out)["removed"]
     assert not old.parent.exists() and current.is_dir()
     usage = compile_cache.prune(everything=True)
-    assert usage.removed == (current,) and not base.joinpath(current.parent.name).exists()
+    assert usage.removed == (current,) and usage.freed == 100
+    assert not base.joinpath(current.parent.name).exists()

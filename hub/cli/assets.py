@@ -65,8 +65,11 @@ def register(sub) -> None:
     q.set_defaults(func=cmd_cache_rm)
     q = csub.add_parser(
         "prune",
-        help="delete unreferenced files, idle partial transfers and quarantined files",
+        help="delete unreferenced files, idle partial transfers, quarantined files and "
+        "compiled graphs of other MindSpore versions",
     )
+    q.add_argument("--compiled", action="store_true",
+                   help="also delete this MindSpore version's compiled graphs (the compile cache)")
     q.add_argument("--partial-age", type=float, default=0.0, metavar="SECONDS",
                    help="keep partial transfers younger than this (default: remove all idle ones)")
     add_json_option(q)
@@ -275,7 +278,8 @@ def cmd_cache_rm(args: argparse.Namespace) -> int:
 def cmd_cache_prune(args: argparse.Namespace) -> int:
     from hub.cache import prune
 
-    _print_removal(prune(partial_age=args.partial_age), "cache prune", args.json)
+    _print_removal(prune(partial_age=args.partial_age, compiled=args.compiled), "cache prune",
+                   args.json)
     return 0
 
 

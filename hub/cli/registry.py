@@ -60,7 +60,7 @@ def register(sub) -> None:
     )
     p.add_argument("directory", type=Path, metavar="DIR")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0 = any free)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -182,3 +182,13 @@ def cmd_unpack(args: argparse.Namespace) -> int:
         print(f"installed {', '.join(r.releases)}: {len(r.assets)} verified checkpoint(s) in the "
               f"cache, cards in {r.cards[0].parent.parent if r.cards else '-'}")
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {port}")
+    return port
