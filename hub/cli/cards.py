@@ -40,8 +40,9 @@ def register(sub) -> None:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
+    from hub.transfer import human_bytes
+
+    return "?" if n is None else human_bytes(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
