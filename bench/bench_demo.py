@@ -63,38 +63,15 @@ def run_once(seed: int, threads: int, out: Path, extra: list[str]) -> dict:
         found=summary["found"],
         val_objects=summary["val_objects"],
         false_detections=summary["false_detections"],
+        duplicates=summary.get("duplicates"),
         train_s=steps.get("train"),
         sha256=summary["sha256"],
     )
     return row
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--threads", type=int, nargs="+", default=[2, 1])
-    ap.add_argument("--floor", type=float, default=70.0)
-    ap.add_argument("--demo-arg", action="append", default=[], metavar="ARG",
-                    help="extra argument for `yolohub demo` (repeatable), e.g. --demo-arg=--quick")
-    ap.add_argument("--tag", default="demo", help="results file stem (demo)")
-    ap.add_argument("--append", action="store_true",
-                    help="keep the runs already in the results file (same seed and thread count "
-                    "are replaced), to spread a long benchmark over several sittings")
-    args = ap.parse_args()
-
-    rows = []
-    previous = RESULTS / f"{args.tag}.json"
-    if args.append and previous.is_file():
-        wanted = {(s, t) for s in args.seeds for t in args.threads}
-        rows = [r for r in json.loads(previous.read_text())["runs"]
-                if (r["seed"], r["omp_num_threads"]) not in wanted]
-    with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
-        for threads in args.threads:
-            for seed in args.seeds:
-                row = run_once(seed, threads, Path(tmp) / f"s{seed}-t{threads}", args.demo_arg)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-
+def write_results(rows: list[dict], args) -> bool:
+    """Write demo.json and demo.md for the runs so far; True when every run meets the floor."""
     ok = [r for r in rows if "reproduced" in r]
     floor_met = len(ok) == len(rows) and all(
         r["reproduced"] >= args.floor and r["holds"] for r in ok
@@ -152,6 +129,35 @@ def main() -> None:
         "and its loader workers) is the better guide to the cost of a run.",
     ]
     (RESULTS / f"{args.tag}.md").write_text("\n".join(md) + "\n")
+    return floor_met
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, nargs="+", default=[2, 1])
+    ap.add_argument("--floor", type=float, default=70.0)
+    ap.add_argument("--demo-arg", action="append", default=[], metavar="ARG",
+                    help="extra argument for `yolohub demo` (repeatable), e.g. --demo-arg=--quick")
+    ap.add_argument("--tag", default="demo", help="results file stem (demo)")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the runs already in the results file (same seed and thread count "
+                    "are replaced), to spread a long benchmark over several sittings")
+    args = ap.parse_args()
+
+    rows = []
+    previous = RESULTS / f"{args.tag}.json"
+    if args.append and previous.is_file():
+        wanted = {(s, t) for s in args.seeds for t in args.threads}
+        rows = [r for r in json.loads(previous.read_text())["runs"]
+                if (r["seed"], r["omp_num_threads"]) not in wanted]
+    with tempfile.TemporaryDirectory(prefix="bench-demo-") as tmp:
+        for seed in args.seeds:
+            for threads in args.threads:
+                row = run_once(seed, threads, Path(tmp) / f"s{seed}-t{threads}", args.demo_arg)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                floor_met = write_results(rows, args)  # after every run: a long bench can stop
     print(f"floor {'met' if floor_met else 'NOT met'}; results in {RESULTS / args.tag}.md")
     sys.exit(0 if floor_met else 1)
 

@@ -148,12 +148,13 @@ class DemoResult:
             f"after the download round trip, claimed {self.claimed:.2f} "
             f"(tolerance ±{c.tolerance}): {verdict}.",
             "",
-            f"Look first at {g.path} ({g.images_shown} validation images: ground truth left, "
-            f"predictions right), then at the precision-recall curves in {self.pr_plot.name}.",
+            f"Look first at {g.path} ({g.images_shown} validation images, ground truth left, "
+            f"predictions right), then at the precision-recall curves in {self.pr_plot}.",
             f"{c.metric} {self.reproduced:.1f} is the area under those curves (a box counts when "
-            f"it overlaps a same-class object with IoU >= 0.5; 100 = all found, none false); "
-            f"at score >= {g.conf:.2f} it finds {t.found} of {t.objects} objects with "
-            f"{t.false} false detections.",
+            f"it overlaps a same-class object with IoU >= 0.5; 100 = every object found before "
+            f"any false box); at score >= {g.conf:.2f} the model finds {t.found} of {t.objects} "
+            f"objects with {t.false} false detections ({t.duplicates} lower-scoring duplicate "
+            f"boxes hidden in the gallery).",
             "",
             *(f"{k.ljust(width)}  {v}" for k, v in files),
         ])
@@ -302,9 +303,8 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
             f"{config.val_images} {VAL_SPLIT} images (the first {config.gallery_images} shown)",
         )
         t = gallery.split
-        s["result"] = (f"{gallery.images_shown} images; over the split at score >= "
-                       f"{gallery.conf:.2f}: {t.found}/{t.objects} objects found, "
-                       f"{t.false} false detections")
+        s["result"] = (f"{gallery.images_shown} images; at score >= {gallery.conf:.2f} "
+                       f"{t.found}/{t.objects} val objects found, {t.false} false detections")
         s["path"] = gallery.path
 
     with steps.step("predict", "hub.predict on a validation image") as s:

@@ -7,6 +7,12 @@ tiles: ground truth on the left, predictions on the right.  Tiles are upscaled s
 stay legible; labels are sized to the tile and placed outside their box, so a label never hides
 the object it names.  Each pair is captioned with what was found, missed and falsely detected
 (a prediction is correct when it overlaps a same-class ground-truth box with IoU >= 0.5).
+
+A short training run leaves several boxes on one object that the evaluation's NMS (IoU 0.65)
+keeps (offset, nested or enclosing boxes); they cost AP little, being ranked below the best box,
+but clutter a picture.  The gallery hides a prediction that shares at least ``duplicate_overlap``
+of the smaller box's area with a higher-scoring one (any class) and counts it as a duplicate, so
+the counts say what was hidden.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hub.errors import InputDataError
@@ -40,6 +46,7 @@ class Tally:
     objects: int
     found: int
     false: int  # detections matching no ground-truth object of their class
+    duplicates: int = 0  # hidden: overlapping a higher-scoring detection
 
     @property
     def missed(self) -> int:
@@ -47,7 +54,7 @@ class Tally:
 
     def __add__(self, other: Tally) -> Tally:
         return Tally(self.objects + other.objects, self.found + other.found,
-                     self.false + other.false)
+                     self.false + other.false, self.duplicates + other.duplicates)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ def draw_gallery(
     title: str = "",
     tile: int = 256,
     pairs_per_row: int = 2,
+    duplicate_overlap: float = 0.6,
 ) -> Gallery:
     """Draw the first ``count`` images of a split with their ground truth and predictions."""
     from PIL import Image
@@ -81,24 +89,29 @@ def draw_gallery(
     predicted = _read_detections(Path(detections), names, conf)
     labels = list(names.values())
 
-    per_image = {
-        image_id: _match(truth.get(image_id, []), predicted.get(image_id, []))
-        for image_id in images
-    }
+    hidden: dict[int, int] = {}
+    for image_id, boxes in predicted.items():
+        kept = _drop_duplicates(boxes, duplicate_overlap)
+        hidden[image_id] = len(boxes) - len(kept)
+        predicted[image_id] = kept
+    per_image = {}
+    for image_id in images:
+        tally, verdicts = _match(truth.get(image_id, []), predicted.get(image_id, []))
+        per_image[image_id] = (replace(tally, duplicates=hidden.get(image_id, 0)), verdicts)
     total = sum((t for t, _ in per_image.values()), Tally(0, 0, 0))
     shown_ids = sorted(images)[: max(1, int(count))]
 
     rows = -(-len(shown_ids) // pairs_per_row)
     font = _font(max(10, tile // 20))
     small = _font(max(9, tile // 22))
-    head_h = tile // 4 + 8
-    caption_h = tile // 9 + 6
     gap = max(6, tile // 32)
+    head_h = _header_height(font, small, gap)
+    caption_h = tile // 9 + 6
     pair_w = 2 * tile + gap
     width = pairs_per_row * pair_w + (pairs_per_row + 1) * 2 * gap
     height = head_h + rows * (tile + caption_h + gap) + gap
     canvas = Image.new("RGB", (width, height), _BG)
-    _draw_header(canvas, title, labels, conf, font, small, gap)
+    _draw_header(canvas, title, labels, conf, duplicate_overlap, font, small, gap)
 
     shown = Tally(0, 0, 0)
     for n, image_id in enumerate(shown_ids):
@@ -192,6 +205,25 @@ def _read_detections(path: Path, names: Mapping[int, str], conf: float):
 # --- matching -----------------------------------------------------------------------------------
 
 
+def _drop_duplicates(boxes: Sequence[Box], overlap: float) -> list[Box]:
+    """The boxes (best first) sharing less than ``overlap`` of the smaller box's area with every
+    better kept box."""
+    kept: list[Box] = []
+    for b in boxes:
+        if all(_overlap_of_smaller(b.xyxy, k.xyxy) < overlap for k in kept):
+            kept.append(b)
+    return kept
+
+
+def _overlap_of_smaller(a, b) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return iw * ih / smaller if smaller > 0 else 0.0
+
+
 def _iou(a, b) -> float:
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
@@ -277,22 +309,34 @@ def _tile(source, size: int, boxes: Sequence[Box], verdicts, labels, font):
 
 
 def _place_label(draw, text, font, box, taken, size):
-    """A label rectangle just above the box, else below it, else inside its top edge; one that
-    stays inside the tile and clear of the other boxes and labels when there is one."""
+    """A label rectangle above or below the box (left- or right-aligned), else inside its top
+    edge: of those inside the tile, the one covering least of the other boxes and labels."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     tw, th = right - left + 4, bottom - top + 3
     x1, y1, x2, y2 = box
-    x = min(max(0.0, x1), max(0.0, size - tw))
-    candidates = [(x, y1 - th), (x, y2 + 1), (x, y1)]
-    fits = [c for c in candidates if 0 <= c[1] and c[1] + th <= size]
+    xs = [min(max(0.0, x), max(0.0, size - tw)) for x in (x1, x2 - tw)]
+    outside = [(x, y) for y in (y1 - th, y2 + 1) for x in xs]
+    fits = [c for c in outside if 0 <= c[1] and c[1] + th <= size]
     others = [t for t in taken if t != box]
 
-    def clear(c):
+    def covered(c) -> float:
         rect = (c[0], c[1], c[0] + tw, c[1] + th)
-        return not any(_overlaps(rect, t) for t in others)
+        return sum(_area(rect, t) for t in others)
 
-    choice = next((c for c in fits if clear(c)), fits[0] if fits else candidates[-1])
-    return (choice[0], choice[1], choice[0] + tw, choice[1] + th)
+    inside = (xs[0], max(0.0, y1))
+    if fits:
+        best = min(fits, key=covered)  # first wins ties: above, left-aligned
+        if covered(best) == 0 or covered(best) <= covered(inside) + _area(
+            (inside[0], inside[1], inside[0] + tw, inside[1] + th), box
+        ):
+            inside = best
+    return (inside[0], inside[1], inside[0] + tw, inside[1] + th)
+
+
+def _area(a, b) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    return iw * ih if iw > 0 and ih > 0 else 0.0
 
 
 def _overlaps(a, b) -> bool:
@@ -312,22 +356,31 @@ def _dashed(draw, xyxy, color, width: int) -> None:
                        ax + (bx - ax) * t1, ay + (by - ay) * t1), fill=color, width=width)
 
 
-def _draw_header(canvas, title, labels, conf, font, small, gap) -> None:
+def _px(font, fallback: int = 11) -> int:
+    return int(getattr(font, "size", fallback))
+
+
+def _header_height(font, small, gap) -> int:
+    return gap + _px(font, 16) + 6 + 3 * (_px(small) + 6) + gap
+
+
+def _draw_header(canvas, title, labels, conf, duplicate_overlap, font, small, gap) -> None:
     from PIL import ImageDraw
 
     draw = ImageDraw.Draw(canvas)
-    y = gap
-    if title:
-        draw.text((2 * gap, y), title, fill=_INK, font=font)
-        y += font.size + 6 if hasattr(font, "size") else 16
-    legend = (f"left: ground truth   right: predictions scoring >= {conf:.2f}   "
-              f"dashed, '?': matches no object of its class (IoU >= {MATCH_IOU})")
-    draw.text((2 * gap, y), legend, fill=_MUTED, font=small)
-    y += (small.size if hasattr(small, "size") else 11) + 6
-    x = 2 * gap
+    x, y = 2 * gap, gap
+    draw.text((x, y), title, fill=_INK, font=font)
+    y += _px(font, 16) + 6
+    for line in (
+        f"left: ground truth    right: predictions scoring >= {conf:.2f}",
+        f"dashed, '?': no object of its class under it (IoU >= {MATCH_IOU})    hidden: "
+        f"duplicates, sharing >= {duplicate_overlap:.0%} of the smaller box with a better one",
+    ):
+        draw.text((x, y), line, fill=_MUTED, font=small)
+        y += _px(small) + 6
+    sw = _px(small)
     for k, name in enumerate(labels):
-        sw = small.size if hasattr(small, "size") else 11
-        draw.rectangle((x, y, x + sw, y + sw), fill=_color(k))
+        draw.rectangle((x, y, x + sw, y + sw), fill=_color(k), outline=_INK)
         draw.text((x + sw + 4, y), name, fill=_INK, font=small)
         x += sw + 12 + int(draw.textlength(name, font=small))
 
@@ -340,6 +393,8 @@ def _caption(canvas, xy, name, tally: Tally, font) -> None:
     if tally.missed:
         parts.append(f"{tally.missed} missed")
     parts.append(f"{tally.false} false" if tally.false else "no false detections")
+    if tally.duplicates:
+        parts.append(f"{tally.duplicates} duplicate{'s' * (tally.duplicates > 1)} hidden")
     text = ", ".join(parts)
     color = _INK if not tally.missed and not tally.false else _WRONG
     draw.text(xy, text, fill=color, font=font)

@@ -58,6 +58,7 @@ def test_quick_demo_publishes_serves_loads_and_reproduces(tmp_path, capsys):
     annotations = json.loads((out / "data" / "annotations" / "instances_val2017.json").read_text())
     assert summary["val_objects"] == len(annotations["annotations"])
     assert 0 <= summary["found"] <= summary["val_objects"] and summary["false_detections"] >= 0
+    assert summary["duplicates"] >= 0
     assert Path(summary["pr_plot"]).is_file()
     # an annotated PNG of the validation image's size
     pred = Path(summary["prediction"])
@@ -82,8 +83,8 @@ def test_closing_summary_says_where_to_look_and_what_the_numbers_mean(tmp_path):
 
     out = tmp_path / "demo"
     config = DemoConfig(out=out)
-    gallery = Gallery(path=out / "gallery.png", images_shown=8, shown=Tally(17, 16, 1),
-                      split=Tally(98, 93, 4), split_images=48, conf=0.25)
+    gallery = Gallery(path=out / "gallery.png", images_shown=8, shown=Tally(17, 16, 1, 3),
+                      split=Tally(98, 93, 4, 21), split_images=48, conf=0.25)
     result = DemoResult(
         config=config, steps=(), card_path=out / "registry" / "card.md",
         checkpoint=out / "cache" / "w.ckpt", sha256="ab" * 32, asset_url="http://127.0.0.1:1/w",
@@ -100,6 +101,7 @@ def test_closing_summary_says_where_to_look_and_what_the_numbers_mean(tmp_path):
     assert str(out / "gallery.png") in look and "eval_pr.png" in look
     meaning = text.splitlines()[text.splitlines().index(look) + 1]
     assert "93 of 98 objects" in meaning and "4 false detections" in meaning
+    assert "21 lower-scoring duplicate" in meaning
     for path in ("gallery.png", "eval_pr.png", "eval.md", "card.md", "w.ckpt", "train_log.jsonl"):
         assert path in text
     failed = DemoResult(**{**result.__dict__, "holds": False, "reproduced": 70.0})

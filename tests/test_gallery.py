@@ -42,14 +42,17 @@ def test_gallery_counts_found_missed_and_false_at_its_threshold(tmp_path):
         {"image_id": 1, "category_id": 2, "bbox": [50, 50, 30, 30], "score": 0.1},  # below conf
         {"image_id": 2, "category_id": 1, "bbox": [1, 1, 39, 39], "score": 0.7},  # found
         {"image_id": 2, "category_id": 1, "bbox": [2, 0, 38, 40], "score": 0.6},  # duplicate
+        {"image_id": 2, "category_id": 2, "bbox": [10, 10, 12, 12], "score": 0.5},  # nested: dup
+        {"image_id": 2, "category_id": 1, "bbox": [30, 30, 40, 40], "score": 0.4},  # false
         {"image_id": 3, "category_id": 2, "bbox": [60, 60, 20, 20], "score": 0.5},  # nothing there
     ]
     ann, det, images = _split(tmp_path, dets)
     g = draw_gallery(ann, det, images, tmp_path / "out" / "gallery.png", count=2, conf=0.25,
                      title="test", tile=160)
-    assert (g.split.objects, g.split.found, g.split.missed, g.split.false) == (3, 2, 1, 3)
+    s = g.split
+    assert (s.objects, s.found, s.missed, s.false, s.duplicates) == (3, 2, 1, 3, 2)
     assert g.split_images == 3 and g.images_shown == 2
-    assert (g.shown.objects, g.shown.found, g.shown.false) == (3, 2, 2)
+    assert (g.shown.objects, g.shown.found, g.shown.false, g.shown.duplicates) == (3, 2, 2, 2)
     with Image.open(g.path) as im:
         assert im.format == "PNG"
         assert im.width >= 2 * 2 * 160  # two pairs of 160-px tiles side by side

@@ -85,6 +85,7 @@ def _summary(result) -> dict:
         "val_objects": result.gallery.split.objects,
         "found": result.gallery.split.found,
         "false_detections": result.gallery.split.false,
+        "duplicates": result.gallery.split.duplicates,
         "score_threshold": result.gallery.conf,
         "train_log": str(result.train_log),
         "steps": [{"name": s.name, "seconds": round(s.seconds, 2), "result": s.result,
