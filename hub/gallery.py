@@ -300,7 +300,7 @@ def _tile(source, size: int, boxes: Sequence[Box], verdicts, labels, font):
         text = labels[b.class_id] if b.score is None else f"{labels[b.class_id]} {b.score:.2f}"
         if ok is False:
             text += " ?"
-        rect = _place_label(draw, text, font, xyxy, taken, size)
+        rect = place_label(draw, text, font, xyxy, taken, size)
         taken.append(rect)
         draw.rectangle(rect, fill=color)
         top = draw.textbbox((0, 0), text, font=font)[1]
@@ -308,15 +308,17 @@ def _tile(source, size: int, boxes: Sequence[Box], verdicts, labels, font):
     return tile
 
 
-def _place_label(draw, text, font, box, taken, size):
+def place_label(draw, text, font, box, taken, size):
     """A label rectangle above or below the box (left- or right-aligned), else inside its top
-    edge: of those inside the tile, the one covering least of the other boxes and labels."""
+    edge: of those inside the image (``size``: side, or (width, height)), the one covering least
+    of the other boxes and labels in ``taken``."""
+    width, height = (size, size) if isinstance(size, (int, float)) else size
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     tw, th = right - left + 4, bottom - top + 3
     x1, y1, x2, y2 = box
-    xs = [min(max(0.0, x), max(0.0, size - tw)) for x in (x1, x2 - tw)]
+    xs = [min(max(0.0, x), max(0.0, width - tw)) for x in (x1, x2 - tw)]
     outside = [(x, y) for y in (y1 - th, y2 + 1) for x in xs]
-    fits = [c for c in outside if 0 <= c[1] and c[1] + th <= size]
+    fits = [c for c in outside if 0 <= c[1] and c[1] + th <= height]
     others = [t for t in taken if t != box]
 
     def covered(c) -> float:

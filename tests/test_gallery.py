@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hub.errors import InputDataError
-from hub.gallery import _font, _place_label, draw_gallery
+from hub.gallery import _font, draw_gallery, place_label
 
 
 def _split(tmp_path: Path, detections: list[dict]) -> tuple[Path, Path, Path]:
@@ -63,7 +63,7 @@ def test_a_label_sits_outside_its_box_when_there_is_room():
     draw = ImageDraw.Draw(Image.new("RGB", (256, 256)))
     font = _font(12)
     for box in [(40, 60, 120, 140), (0, 0, 100, 100), (30, 150, 90, 256)]:
-        rect = _place_label(draw, "triangle 0.93", font, box, [box], 256)
+        rect = place_label(draw, "triangle 0.93", font, box, [box], 256)
         inside_x = rect[0] < box[2] and box[0] < rect[2]
         inside_y = rect[1] < box[3] and box[1] < rect[3]
         assert not (inside_x and inside_y), (box, rect)
