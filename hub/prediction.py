@@ -144,20 +144,26 @@ def draw_detections(image: np.ndarray, detections: Sequence[Detection]):
     """A Pillow image of ``image`` with each box, class name and score drawn on it."""
     from PIL import Image, ImageDraw
 
+    from hub.gallery import place_label
+
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
-    font = _font(max(11, round(max(canvas.size) / 45)))
-    width = max(2, round(max(canvas.size) / 300))
-    for det in sorted(detections, key=lambda d: d.score):  # best drawn last, on top
+    side = max(canvas.size)
+    # small images get a smaller font (down to 8 px), so a label does not bury the picture
+    font = _font(max(8, min(11, round(side / 16)), round(side / 45)))
+    width = max(1 if side < 256 else 2, round(side / 300))
+    ranked = sorted(detections, key=lambda d: d.score)  # best drawn last, on top
+    taken = [tuple(float(v) for v in det.box) for det in ranked]
+    for det in ranked:
         color = _color(det.class_id)
-        x1, y1, x2, y2 = det.box
-        draw.rectangle((x1, y1, x2, y2), outline=color, width=width)
+        box = tuple(float(v) for v in det.box)
+        draw.rectangle(box, outline=color, width=width)
         label = f"{det.class_name} {det.score:.2f}"
-        left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-        tw, th = right - left + 4, bottom - top + 4
-        ty = y1 - th if y1 - th >= 0 else y1
-        draw.rectangle((x1, ty, x1 + tw, ty + th), fill=color)
-        draw.text((x1 + 2, ty + 2 - top), label, fill=(0, 0, 0), font=font)
+        rect = place_label(draw, label, font, box, taken, canvas.size)  # outside the box
+        taken.append(rect)
+        top = draw.textbbox((0, 0), label, font=font)[1]
+        draw.rectangle(rect, fill=color)
+        draw.text((rect[0] + 2, rect[1] + 1 - top), label, fill=(0, 0, 0), font=font)
     return canvas
 
 

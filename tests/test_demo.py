@@ -28,7 +28,7 @@ def test_quick_demo_publishes_serves_loads_and_reproduces(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out)
 
     assert [s["name"] for s in summary["steps"]] == [
-        "dataset", "train", "measure", "publish", "load", "eval", "predict"
+        "dataset", "train", "measure", "publish", "load", "eval", "gallery", "predict"
     ]
     # the published card is a valid yolohub card for the scaled-down network it was trained as
     card = load_card(Path(summary["card"]))
@@ -49,6 +49,17 @@ def test_quick_demo_publishes_serves_loads_and_reproduces(tmp_path, capsys):
     assert abs(summary["reproduced"] - summary["claimed"]) <= card.eval_protocol.tolerance
     report = json.loads(Path(summary["eval_report"]).read_text())
     assert report["model"] == f"{card.name}@{card.version}"
+    # the gallery: validation images with their ground truth and the evaluation's detections,
+    # counted against the annotations of the whole split
+    gallery = Path(summary["gallery"])
+    assert gallery.is_relative_to(out) and gallery.suffix == ".png"
+    with Image.open(gallery) as grid:
+        assert grid.format == "PNG" and grid.width > 4 * 96
+    annotations = json.loads((out / "data" / "annotations" / "instances_val2017.json").read_text())
+    assert summary["val_objects"] == len(annotations["annotations"])
+    assert 0 <= summary["found"] <= summary["val_objects"] and summary["false_detections"] >= 0
+    assert summary["duplicates"] >= 0
+    assert Path(summary["pr_plot"]).is_file()
     # an annotated PNG of the validation image's size
     pred = Path(summary["prediction"])
     assert pred.suffix == ".png"
@@ -64,3 +75,34 @@ def test_demo_refuses_a_directory_that_is_not_its_own(tmp_path):
     with pytest.raises(InputDataError, match="does not look like an earlier demo"):
         run_demo(DemoConfig.quick(tmp_path), echo=lambda _line: None)
     assert precious.read_text() == "keep me"
+
+
+def test_closing_summary_says_where_to_look_and_what_the_numbers_mean(tmp_path):
+    from hub.demo import DemoResult
+    from hub.gallery import Gallery, Tally
+
+    out = tmp_path / "demo"
+    config = DemoConfig(out=out)
+    gallery = Gallery(path=out / "gallery.png", images_shown=8, shown=Tally(17, 16, 1, 3),
+                      split=Tally(98, 93, 4, 21), split_images=48, conf=0.25)
+    result = DemoResult(
+        config=config, steps=(), card_path=out / "registry" / "card.md",
+        checkpoint=out / "cache" / "w.ckpt", sha256="ab" * 32, asset_url="http://127.0.0.1:1/w",
+        claimed=81.234, reproduced=81.234, holds=True, first_loss=1.1, last_loss=0.4, size=10,
+        prediction_image=out / "predict" / "1.png", num_detections=2,
+        eval_report=out / "eval" / "eval.json", eval_markdown=out / "eval" / "eval.md",
+        pr_plot=out / "eval" / "eval_pr.png", gallery=gallery,
+        train_log=out / "train" / "train_log.jsonl",
+    )
+    text = result.closing()
+    first = text.splitlines()[0]
+    assert "measured 81.23" in first and "claimed 81.23" in first and "holds" in first
+    look = next(line for line in text.splitlines() if line.startswith("Look first"))
+    assert str(out / "gallery.png") in look and "eval_pr.png" in look
+    meaning = text.splitlines()[text.splitlines().index(look) + 1]
+    assert "93 of 98 objects" in meaning and "4 false detections" in meaning
+    assert "21 lower-scoring duplicate" in meaning
+    for path in ("gallery.png", "eval_pr.png", "eval.md", "card.md", "w.ckpt", "train_log.jsonl"):
+        assert path in text
+    failed = DemoResult(**{**result.__dict__, "holds": False, "reproduced": 70.0})
+    assert "NOT reproduced" in failed.closing().splitlines()[0]

@@ -16,7 +16,8 @@ def register(sub) -> None:
         help="train, publish, serve, load, evaluate and predict, end to end, offline",
         description="Generate a synthetic dataset, train a scaled-down YOLOv3 from its card's "
         "recipe, publish it as a new card, serve the asset store on 127.0.0.1, load it back "
-        "through download and hash verification, reproduce its claim and predict on an image. "
+        "through download and hash verification, reproduce its claim, draw a gallery of "
+        "validation images (ground truth beside predictions) and predict on an image. "
         "Everything (including the cache) goes under --out.",
     )
     p.add_argument("--out", type=Path, default=Path("demo-out"), metavar="DIR",
@@ -54,10 +55,7 @@ def _demo(args: argparse.Namespace) -> int:
         print()
         print(result.table())
         print()
-        print(f"card:        {result.card_path}")
-        print(f"weights:     {result.checkpoint} (sha256 {result.sha256})")
-        print(f"eval report: {result.eval_report}")
-        print(f"prediction:  {result.prediction_image}")
+        print(result.closing())
     if not result.holds:
         raise ClaimNotReproducedError(
             f"the published claim {result.config.metric} = {result.claimed:.2f} was not "
@@ -82,6 +80,14 @@ def _summary(result) -> dict:
         "prediction": str(result.prediction_image),
         "detections": result.num_detections,
         "eval_report": str(result.eval_report),
+        "pr_plot": str(result.pr_plot),
+        "gallery": str(result.gallery.path),
+        "val_objects": result.gallery.split.objects,
+        "found": result.gallery.split.found,
+        "false_detections": result.gallery.split.false,
+        "duplicates": result.gallery.split.duplicates,
+        "score_threshold": result.gallery.conf,
+        "train_log": str(result.train_log),
         "steps": [{"name": s.name, "seconds": round(s.seconds, 2), "result": s.result,
                    "path": None if s.path is None else str(s.path)} for s in result.steps],
     }

@@ -24,9 +24,10 @@ from yolomodels.errors import RecipeError
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """SGD with momentum; weight decay only on parameters not matching ``no_decay``."""
+    """SGD with momentum (or Adam, beta1 = momentum); weight decay only on parameters not
+    matching ``no_decay``."""
 
-    name: str = "sgd"
+    name: str = "sgd"  # "sgd" or "adam"
     lr: float = 0.01
     lrf: float = 0.1  # final lr = lr * lrf
     momentum: float = 0.937
@@ -109,7 +110,7 @@ class TrainConfig:
 
 
 _CHOICES = {
-    ("optimizer", "name"): ("sgd",),
+    ("optimizer", "name"): ("sgd", "adam"),
     ("optimizer", "schedule"): ("cosine", "linear"),
     ("warmup", "target"): ("schedule", "lr"),
     ("loss_scale", "mode"): ("none", "static", "dynamic"),

@@ -1,4 +1,4 @@
-"""SGD with momentum/nesterov and parameter groups, and the EMA copy of a network, as Cells.
+"""SGD with momentum/nesterov or Adam, with parameter groups, and the EMA copy of a network, as Cells.
 
 Both are called inside the jitted train step; their state (moments, EMA weights) is made of
 Parameters so it is saved and restored with a checkpoint.
@@ -23,6 +23,7 @@ def decays(name: str, no_decay: tuple[str, ...]) -> bool:
 
 
 _sgd_update = ops.MultitypeFuncGraph("sgd_update")
+_adam_update = ops.MultitypeFuncGraph("adam_update")
 _ema_update = ops.MultitypeFuncGraph("ema_update")
 _apply_momentum = ops.ApplyMomentum()
 _apply_nesterov = ops.ApplyMomentum(use_nesterov=True)
@@ -42,6 +43,26 @@ def _sgd_one(nesterov, inv_scale, grad_scale, lr, lr_bias, momentum, keep, wd, b
     if nesterov:
         return _apply_nesterov(w, v, step_lr * keep, g, momentum)
     return _apply_momentum(w, v, step_lr * keep, g, momentum)
+
+
+@_adam_update.register(
+    "Number", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Number",
+    "Bool", "Tensor", "Tensor", "Tensor", "Tensor",
+)  # fmt: skip
+def _adam_one(inv_scale, grad_scale, lr, lr_bias, beta1, keep, c1, c2, wd, bias, w, m, v, g):
+    """One parameter: ``g = (grad * grad_scale + wd * w) / loss_scale``, then a bias-corrected
+    Adam step; with ``keep`` = 0 (a non-finite step) weights and moments stay as they were."""
+    g = ops.where(keep > 0.5, g * grad_scale, ops.zeros_like(g))
+    if wd != 0.0:
+        g = g + wd * w
+    g = g * inv_scale
+    m_new = m + keep * ((1.0 - beta1) * (g - m))
+    v_new = v + keep * ((1.0 - ADAM_BETA2) * (g * g - v))
+    step_lr = lr_bias if bias else lr
+    update = step_lr * (m_new / c1) / (ops.sqrt(v_new / c2) + ADAM_EPS)
+    ops.assign(m, m_new)
+    ops.assign(v, v_new)
+    return ops.assign(w, w - keep * update)
 
 
 @_ema_update.register("Tensor", "Tensor", "Tensor")
@@ -91,6 +112,67 @@ class GroupSGD(nn.Cell):
             self.bias,
             self.params,
             self.moments,
+            grads,
+        )
+        return finite
+
+
+ADAM_BETA2 = 0.999
+ADAM_EPS = 1e-8
+
+
+class GroupAdam(nn.Cell):
+    """Adam with the same groups and call as :class:`GroupSGD`; beta1 is the scheduled momentum.
+
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, ``w -= lr * m_hat / (sqrt(v_hat) +
+    eps)`` with bias corrections from a step counter that is saved with the moments.  Scale
+    invariant in the gradients, so a loss summed over the batch needs no lr rescaling; it
+    converges in far fewer steps than SGD when training from scratch on a short budget.
+    """
+
+    def __init__(
+        self,
+        params,
+        *,
+        weight_decay: float,
+        no_decay: tuple[str, ...] = ("bias", "beta", "gamma"),
+        loss_scale: float = 1.0,
+    ):
+        super().__init__(auto_prefix=False)
+        self.params = ParameterTuple(params)
+        self.exp_avg = self.params.clone(prefix="moments", init="zeros")
+        self.exp_avg_sq = self.params.clone(prefix="moments_sq", init="zeros")
+        self.steps = Parameter(Tensor(0.0, ms.float32), name="moments_sq.adam_steps",
+                               requires_grad=False)
+        self.beta2 = Tensor(ADAM_BETA2, ms.float32)
+        self.wd = tuple(
+            float(weight_decay) if decays(p.name, no_decay) else 0.0 for p in self.params
+        )
+        self.bias = tuple(is_bias_like(p.name) for p in self.params)
+        self.inv_scale = 1.0 / float(loss_scale)
+        self.map = ops.HyperMap()
+
+    @property
+    def moments(self) -> tuple:
+        """Every state Parameter (first and second moments, step counter), for checkpoints."""
+        return (*self.exp_avg, *self.exp_avg_sq, self.steps)
+
+    def construct(self, grads, lr, lr_bias, momentum, finite, grad_scale=1.0):
+        keep = ops.cast(finite, ms.float32)
+        t = self.steps + keep
+        ops.assign(self.steps, t)
+        t = ops.maximum(t, 1.0)
+        c1 = 1.0 - ops.pow(momentum, t)
+        c2 = 1.0 - ops.pow(self.beta2, t)
+        self.map(
+            ops.partial(
+                _adam_update, self.inv_scale, grad_scale, lr, lr_bias, momentum, keep, c1, c2
+            ),
+            self.wd,
+            self.bias,
+            self.params,
+            self.exp_avg,
+            self.exp_avg_sq,
             grads,
         )
         return finite

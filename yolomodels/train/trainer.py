@@ -127,7 +127,7 @@ class Trainer:
         if self._built:
             return
         from yolomodels.losses import build_loss
-        from yolomodels.train.optim import EMA, GroupSGD
+        from yolomodels.train.optim import EMA, GroupAdam, GroupSGD
         from yolomodels.train.step import broadcast_parameters, build_train_step
 
         cfg = self.config
@@ -137,13 +137,21 @@ class Trainer:
         wd = opt.weight_decay
         if opt.nominal_batch:
             wd *= cfg.batch_size * self.parallel.world / opt.nominal_batch
-        self.optimizer = GroupSGD(
-            self.net.trainable_params(),
-            weight_decay=wd,
-            no_decay=opt.no_decay,
-            nesterov=opt.nesterov,
-            loss_scale=opt.loss_scale,
-        )
+        if opt.name == "adam":
+            self.optimizer = GroupAdam(
+                self.net.trainable_params(),
+                weight_decay=wd,
+                no_decay=opt.no_decay,
+                loss_scale=opt.loss_scale,
+            )
+        else:
+            self.optimizer = GroupSGD(
+                self.net.trainable_params(),
+                weight_decay=wd,
+                no_decay=opt.no_decay,
+                nesterov=opt.nesterov,
+                loss_scale=opt.loss_scale,
+            )
         self.ema = EMA(self.net) if cfg.ema.enabled else None
         self.loss_fn = build_loss(
             cfg.loss.name, num_classes=self.net.num_classes, options=cfg.loss.options()
