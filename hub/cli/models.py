@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json
+from hub.cli.common import add_cards_option, add_json_option, print_json, ranged
 
 
 def register(sub) -> None:
@@ -40,14 +39,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_predict)
 
 
-def _unit(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
-    return v
+_unit = ranged(float, 0.0, 1.0, "a number in [0, 1]")
 
 
 def run_predict(args) -> int:

@@ -10,7 +10,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json
+from hub.cli.common import add_cards_option, add_json_option, print_json, ranged
 
 
 def register(sub) -> None:
@@ -184,11 +184,4 @@ def cmd_unpack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {port}")
-    return port
+_port = ranged(int, 0, 65535, "a port number 0-65535")

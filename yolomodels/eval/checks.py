@@ -36,6 +36,16 @@ def _where(kind: str, i: int, entry) -> str:
     return f"{kind}[{i}]" + (f" (id {_brief(ident)})" if ident is not None else "")
 
 
+def _unique_id(entry: dict, where: str, seen: set, problems: list[str]) -> None:
+    """Check ``entry["id"]`` is an integer not used before in its list; remember it."""
+    if not _int(entry.get("id")):
+        problems.append(f"{where}: id: expected an integer, found {_brief(entry.get('id'))}")
+    elif entry["id"] in seen:
+        problems.append(f"{where}: id {entry['id']} appears twice")
+    else:
+        seen.add(entry["id"])
+
+
 def annotation_problems(data: dict) -> list[str]:
     """Every problem of a parsed COCO instances file (empty when pycocotools can use it)."""
     problems: list[str] = []
@@ -45,12 +55,7 @@ def annotation_problems(data: dict) -> list[str]:
         if not isinstance(c, dict):
             problems.append(f"{where}: expected an object, found {_brief(c)}")
             continue
-        if not _int(c.get("id")):
-            problems.append(f"{where}: id: expected an integer, found {_brief(c.get('id'))}")
-        elif c["id"] in cat_ids:
-            problems.append(f"{where}: id {c['id']} appears twice")
-        else:
-            cat_ids.add(c["id"])
+        _unique_id(c, where, cat_ids, problems)
         if not isinstance(c.get("name"), str) or not c["name"].strip():
             problems.append(f"{where}: name: expected a string, found {_brief(c.get('name'))}")
     image_ids: set = set()
@@ -59,12 +64,7 @@ def annotation_problems(data: dict) -> list[str]:
         if not isinstance(im, dict):
             problems.append(f"{where}: expected an object, found {_brief(im)}")
             continue
-        if not _int(im.get("id")):
-            problems.append(f"{where}: id: expected an integer, found {_brief(im.get('id'))}")
-        elif im["id"] in image_ids:
-            problems.append(f"{where}: id {im['id']} appears twice")
-        else:
-            image_ids.add(im["id"])
+        _unique_id(im, where, image_ids, problems)
         name = im.get("file_name")
         if not isinstance(name, str) or not name.strip():
             problems.append(f"{where}: file_name: expected a file name, found {_brief(name)}")
