@@ -2,7 +2,7 @@
 
 Run by hand: `.venv/bin/python bench/bench_download.py`.  Writes bench/results/download.json/.md.
 
-A ``hub.serve`` static server runs in its own process and serves a 256 MB random file.  Each round
+A ``hub.assets.serve`` static server runs in its own process and serves a 256 MB random file.  Each round
 downloads it once with ``curl -o`` and once with yolohub's ``fetch_file`` (streamed to the
 partial file, hashed while written, verified, renamed into a fresh cache), alternating, best of 5.
 The yolohub download runs in a fresh subprocess that reports the time of the ``fetch_file``
@@ -32,7 +32,7 @@ ROUNDS = 5
 
 SERVER = """
 import sys, time
-from hub.serve import serve_directory
+from hub.assets.serve import serve_directory
 url, stop = serve_directory(sys.argv[1])
 print(url, flush=True)
 time.sleep(10**6)
@@ -40,7 +40,7 @@ time.sleep(10**6)
 
 CLIENT = """
 import json, os, resource, sys, time
-from hub.transfer import fetch_file
+from hub.assets.download import fetch_file
 import filelock, requests, tqdm  # imported lazily by fetch_file; start-up is timed separately
 url, sha, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def cpu():
@@ -156,7 +156,7 @@ def main() -> None:
     md = [
         "# Download benchmark (`bench/bench_download.py`)",
         "",
-        f"Machine: {r['machine']}; {r['curl']}. Server: `hub.serve` (sendfile) in its own "
+        f"Machine: {r['machine']}; {r['curl']}. Server: `hub.assets.serve` (sendfile) in its own "
         f"process on 127.0.0.1; both clients write to the same disk; best of {ROUNDS}, "
         f"alternating. Load average when it started: {r['load_average_at_start']} on "
         f"{os.cpu_count()} cores shared with other work.",

@@ -74,7 +74,7 @@ def measure(arch: str, size: int, runs: int) -> dict:
     if onnx_path is None:
         return row
 
-    from hub.runtime import open_onnx
+    from hub.tasks.backends import open_onnx
 
     net = hub.load(arch, weights=ckpt, mode="graph")
     session = open_onnx(onnx_path)

@@ -40,8 +40,8 @@ def measure_alternating(arch: str, size: int, runs: int) -> dict:
     import numpy as np
     from mindspore import Tensor
 
-    from hub.loader import build_for
-    from hub.registry import resolve
+    from hub.cards.catalog import resolve
+    from hub.tasks.load import build_for
 
     ms.set_device("CPU")
     release = resolve(arch)

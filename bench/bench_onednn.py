@@ -108,8 +108,8 @@ def publish_random_yolov3(tmp: Path) -> Path:
     code = f"""
 import hashlib, yolomodels
 from pathlib import Path
-from hub.card import render_card
-from hub.registry import resolve
+from hub.cards.card import render_card
+from hub.cards.catalog import resolve
 from yolomodels.checkpoint import save_checkpoint
 tmp = Path({str(tmp)!r})
 ckpt = save_checkpoint(yolomodels.build("yolov3_darknet53"), tmp / "store" / "v3.ckpt")

@@ -41,9 +41,9 @@ def main() -> None:
     from nethelpers import synthetic_value
 
     import hub
-    from hub.loader import build_for
-    from hub.prediction import DEFAULT_CONF, read_image
-    from hub.registry import resolve
+    from hub.cards.catalog import resolve
+    from hub.tasks.load import build_for
+    from hub.tasks.predict import DEFAULT_CONF, read_image
     from yolomodels.postprocess import preprocess
 
     ms.set_device("CPU")

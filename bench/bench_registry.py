@@ -57,7 +57,7 @@ def best(argv: list[str], env: dict, repeat: int = 3) -> tuple[float, float]:
 
 
 def main() -> None:
-    from hub.serve import StaticHandler, StaticServer
+    from hub.assets.serve import StaticHandler, StaticServer
 
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     cli = [sys.executable, "-m", "hub"]

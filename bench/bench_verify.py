@@ -3,7 +3,7 @@
 Run by hand: `.venv/bin/python bench/bench_verify.py`.  Writes bench/results/verify.json and .md.
 
 1. One 256 MB file (page cache warm), hashed alternately by `openssl dgst -sha256` and by
-   ``hub.integrity.sha256_file`` (what `yolohub verify --deep` and downloads use); best of 5 each,
+   ``hub.assets.integrity.sha256_file`` (what `yolohub verify --deep` and downloads use); best of 5 each,
    measured in the same run so the ratio is fair.
 2. A warm cache of 3 downloaded assets (64 MB each): ``hub.verify(all=True)`` in-process (the
    record check: one stat per file, no re-hash), the same with ``deep=True`` for contrast, and
@@ -48,7 +48,7 @@ def best_of(fn, repeat: int) -> float:
 
 
 def hash_throughput(tmp: Path) -> dict:
-    from hub.integrity import sha256_file
+    from hub.assets.integrity import sha256_file
 
     path = tmp / "256mb.bin"
     size = 256 * MB
@@ -79,8 +79,8 @@ def verify_all(tmp: Path) -> dict:
     home = tmp / "home"
     os.environ["YOLOHUB_HOME"] = str(home)
     os.environ["YOLOHUB_PROGRESS"] = "0"
-    from hub.fetch import verify
-    from hub.transfer import fetch_file
+    from hub.assets.download import fetch_file
+    from hub.assets.files import verify
 
     for i in range(3):
         src = tmp / f"asset{i}.ckpt"
@@ -109,7 +109,7 @@ def verify_all(tmp: Path) -> dict:
 
 
 def _sha(path: Path) -> str:
-    from hub.integrity import sha256_file
+    from hub.assets.integrity import sha256_file
 
     return sha256_file(path)
 

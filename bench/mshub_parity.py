@@ -103,9 +103,9 @@ def mshub_verdict(path: Path, datasets: set[str]) -> str | None:
 
 
 def main() -> None:
-    from hub.card import load_card
+    from hub.cards.card import load_card
+    from hub.cards.catalog import is_card_name
     from hub.errors import CardValidationError
-    from hub.registry import is_card_name
 
     assets = Path(sys.argv[1])
     dataset_file = Path(sys.argv[2]) if len(sys.argv) > 2 else (

@@ -1,6 +1,6 @@
 """A real HTTP server on 127.0.0.1 for tests, with faults that can be switched on per request.
 
-It is :mod:`hub.serve`'s static server (Range, If-Range, ETag, sendfile) plus a queue of faults:
+It is :mod:`hub.assets.serve`'s static server (Range, If-Range, ETag, sendfile) plus a queue of faults:
 each GET takes the next queued fault (``times`` says for how many GETs it stays), and every
 request is logged (method, path, Range, If-Range, status, body bytes sent).
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.serve import StaticHandler, StaticServer
+from hub.assets.serve import StaticHandler, StaticServer
 
 
 @dataclass
@@ -309,7 +309,7 @@ def write_asset_card(
     version: str = "1.0",
 ) -> Path:
     """A minimal valid card (MindSpore Hub fields only) with one asset; returns its path."""
-    from hub.card import render_card
+    from hub.cards.card import render_card
 
     links = [links] if isinstance(links, str) else list(links)
     asset = {"file-format": "ckpt", "asset-link": links[0], "asset-sha256": sha256,

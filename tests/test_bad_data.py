@@ -76,7 +76,7 @@ def test_images_over_the_limit_but_under_pillows_are_refused_with_their_size(tmp
 
 
 def test_every_image_reader_refuses_the_bomb(bomb, tmp_path):
-    from hub.prediction import read_image as predict_read
+    from hub.tasks.predict import read_image as predict_read
     from yolomodels.data.augment import load_image
     from yolomodels.eval.runner import read_image as eval_read
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from httpserver import make_random_file
 
-from hub import cache
-from hub.cache import CacheLayout
+from hub.assets import cache
+from hub.assets.cache import CacheLayout
+from hub.assets.download import blob_lock, fetch_file
 from hub.errors import ChecksumMismatchError
-from hub.transfer import blob_lock, fetch_file
 
 MiB = 1 << 20
 
@@ -55,8 +55,8 @@ def _prune_in_another_process(home: Path) -> dict:
 SLOW_FINISH = """
     import os, sys, time
     from pathlib import Path
-    import hub.cache as c
-    from hub.transfer import fetch_file
+    import hub.assets.cache as c
+    from hub.assets.download import fetch_file
     slow = c.{hook}
     def slowly(*a, **k):
         Path(os.environ["YOLOHUB_HOME"], "in-window").touch()

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub._paths import builtin_cards_dir
-from hub.card import load_card, parse_card, render_card, update_card
+from hub.cards.card import load_card, parse_card, render_card, update_card
 from hub.errors import CardValidationError
 
 BUILTIN = sorted(builtin_cards_dir().glob("*.md"))

@@ -20,8 +20,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 import hub
-from hub.catalog import render_markdown
-from hub.index import write_index
+from hub.cards.index import write_index
+from hub.cards.pages import render_markdown
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_browser = pytest.mark.skipif(

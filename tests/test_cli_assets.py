@@ -10,8 +10,8 @@ import sys
 import pytest
 from httpserver import make_random_file, serve_copy, write_asset_card
 
+from hub.cards.catalog import Registry
 from hub.cli import main
-from hub.registry import Registry
 
 MiB = 1 << 20
 BUILTIN = [rel.id for rel in Registry.scan().visible()]

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from hub._paths import builtin_cards_dir
-from hub.card import load_card
+from hub.cards.card import load_card
 from hub.cli import main
 from hub.errors import (
     CardNotFoundError,
@@ -243,7 +243,7 @@ def test_bad_inputs_give_one_line_errors(world, capsys, tmp_path):
 def test_hub_evaluate_is_the_function_even_after_the_modules_are_imported():
     import hub
     import hub.cli.evaluate  # noqa: F401
-    import hub.evaluation  # noqa: F401
+    import hub.tasks.evaluate  # noqa: F401
 
     with pytest.raises(CardNotFoundError, match="no card named 'no_such_model'"):
         hub.evaluate("no_such_model", data=".")
@@ -372,7 +372,7 @@ def test_a_network_trained_by_hub_train_is_scored_by_eval_as_measured_directly(
 def test_builtin_card_protocols_are_mindyolos(path):
     """Fact sheet §5: conf 0.001, multi-label, 300 detections, IoU 0.65 (v3) / 0.6 (v4), the
     network's own image size, and AP@[.5:.95] as the claimed metric."""
-    from hub.evaluation import inference_settings
+    from hub.tasks.evaluate import inference_settings
 
     card = load_card(path)
     settings = inference_settings(card.eval_protocol)

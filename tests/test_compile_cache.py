@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import compile_cache
 from hub.settings import get_settings
+from hub.tasks import compile_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # every process holds the same network, runs one forward per size and prints output sums
 SCRIPT = """
 import sys, zlib, numpy as np, mindspore as ms
-from hub.loader import build_for
-from hub.registry import resolve
+from hub.tasks.load import build_for
+from hub.cards.catalog import resolve
 net = build_for(resolve("yolov3_darknet53"), num_classes=3,
                 arch_args={"depth_multiple": 0.33, "width_multiple": 0.25, "img_size": 64})
 for p in (p for p in net.get_parameters() if len(p.shape) == 4 or p.name.endswith("bias")):

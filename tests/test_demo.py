@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hub.card import load_card
+from hub.cards.card import load_card
 from hub.cli import main
-from hub.demo import DemoConfig, run_demo
 from hub.errors import InputDataError
+from hub.tasks.demo import DemoConfig, run_demo
 
 
 def _sha256(path: Path) -> str:
@@ -78,8 +78,8 @@ def test_demo_refuses_a_directory_that_is_not_its_own(tmp_path):
 
 
 def test_closing_summary_says_where_to_look_and_what_the_numbers_mean(tmp_path):
-    from hub.demo import DemoResult
-    from hub.gallery import Gallery, Tally
+    from hub.tasks.demo import DemoResult
+    from hub.tasks.gallery import Gallery, Tally
 
     out = tmp_path / "demo"
     config = DemoConfig(out=out)

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 from httpserver import install_socket_guard, make_random_file, serve_copy
 
-from hub.cache import CacheLayout, safe_join
+from hub.assets.cache import CacheLayout, safe_join
+from hub.assets.download import DownloadLock, check_free_space, fetch_file
+from hub.assets.http import candidate_urls, check_url, parse_retry_after
 from hub.errors import (
     CacheError,
     ChecksumMismatchError,
@@ -27,9 +29,7 @@ from hub.errors import (
     OfflineModeError,
     UnsafeURLError,
 )
-from hub.http import candidate_urls, check_url, parse_retry_after
 from hub.settings import get_settings
-from hub.transfer import DownloadLock, check_free_space, fetch_file
 
 MiB = 1 << 20
 
@@ -110,7 +110,7 @@ def test_killed_downloader_is_resumed_by_the_next_process_and_its_lock_does_not_
     url = serve_copy(http_server, src, "w.ckpt")
     http_server.trickle(2 * MiB, after=12 * MiB)  # fast to 12 MiB, then slow: time to kill it
     script = textwrap.dedent(f"""
-        from hub.transfer import fetch_file
+        from hub.assets.download import fetch_file
         fetch_file([{url!r}], sha256={sha!r}, size={size})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -442,7 +442,7 @@ def test_four_processes_at_once_make_one_transfer(http_server, big_file, yolohub
     url = serve_copy(http_server, src, "w.ckpt")
     http_server.trickle(24 * MiB, after=4 * MiB)  # ~1 s: the others start while it runs
     script = textwrap.dedent(f"""
-        from hub.transfer import fetch_file
+        from hub.assets.download import fetch_file
         r = fetch_file([{url!r}], sha256={sha!r}, size={size})
         print(r.path, r.sha256, r.from_cache)
     """)
@@ -496,7 +496,7 @@ def test_disk_write_failure_is_a_cache_error_and_the_partial_stays_resumable(
     script = textwrap.dedent(f"""
         import resource, signal, sys
         from hub.errors import CacheError
-        from hub.transfer import fetch_file
+        from hub.assets.download import fetch_file
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({8 * MiB}, {8 * MiB}))
         try:
@@ -519,7 +519,7 @@ def test_disk_write_failure_is_a_cache_error_and_the_partial_stays_resumable(
 @pytest.mark.parametrize("env, tty, shown", [("0", True, False), ("1", False, True),
                                              ("auto", False, False), ("auto", True, True)])
 def test_progress_bars_follow_yolohub_progress_and_the_tty(monkeypatch, env, tty, shown):
-    from hub.transfer import show_progress
+    from hub.assets.download import show_progress
 
     monkeypatch.setenv("YOLOHUB_PROGRESS", env)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)

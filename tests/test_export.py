@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hub
-from hub.card import load_card
+from hub.assets.serve import serve_directory
+from hub.cards.card import load_card
 from hub.cli import main
 from hub.errors import (
     CardNotFoundError,
@@ -29,7 +30,6 @@ from hub.errors import (
     PublishError,
     UnsupportedOpError,
 )
-from hub.serve import serve_directory
 from hub.settings import get_settings
 
 SIZE = 64
@@ -137,7 +137,7 @@ def test_mindir_and_onnx_exports_are_verified_cached_and_copied(world, tmp_path,
 
 
 def test_batch_and_size_make_their_own_export(world, yolohub_env):
-    from hub.runtime import onnx_input_shape, open_onnx
+    from hub.tasks.backends import onnx_input_shape, open_onnx
 
     r = hub.export("tiny_v3", format="onnx", cards_dirs=[world["registry"]], batch=2,
                    img_size=32)
@@ -180,7 +180,7 @@ def test_cli_export_reports_the_differences(world, capsys, tmp_path, shared_home
 
 
 def test_an_export_that_does_not_reproduce_the_network_fails(world, monkeypatch):
-    import hub.exporting as exporting
+    import hub.tasks.export as exporting
 
     real = exporting.run_exported
     monkeypatch.setattr(exporting, "run_exported",  # the runtime returns a perturbed output
@@ -358,7 +358,7 @@ def test_eval_backends_agree_on_map(world, tmp_path, shared_home, capsys):
 
 
 def test_schema_allows_one_asset_per_version_and_format(world, tmp_path):
-    from hub.card import parse_card
+    from hub.cards.card import parse_card
     from hub.errors import CardValidationError
 
     text = (world["registry"] / "tiny_v3" / "1.0.md").read_text()
@@ -376,7 +376,7 @@ def test_schema_allows_one_asset_per_version_and_format(world, tmp_path):
 
 
 def test_predict_picks_onnx_runtime_only_when_an_onnx_file_is_at_hand(world, monkeypatch):
-    from hub.deploy import choose_backend
+    from hub.tasks.deploy import choose_backend
 
     release = hub.resolve("tiny_v3", cards_dirs=[world["registry"]])
     assert choose_backend(release, None, img_size=SIZE) == "mindspore"  # fresh cache: none

@@ -8,9 +8,9 @@ import pytest
 from httpserver import install_socket_guard, serve_copy, write_asset_card
 
 import hub
-from hub.card import load_card
+from hub.cards.card import load_card
+from hub.cards.catalog import Registry
 from hub.errors import CardNotFoundError, OfflineModeError
-from hub.registry import Registry
 
 MiB = 1 << 20
 BUILTIN = [rel.id for rel in Registry.scan().visible()]
@@ -166,7 +166,7 @@ def test_rehash_from_the_cache_works_offline(served, monkeypatch):
 def test_public_functions_stay_callable_after_their_modules_are_imported():
     import importlib
 
-    for module in ("hub.transfer", "hub.fetch", "hub.publishing", "hub.cache", "hub.http"):
+    for module in ("hub.assets.download", "hub.assets.files", "hub.assets.publish", "hub.assets.cache", "hub.assets.http"):
         importlib.import_module(module)
     for name in ("download", "verify", "rehash", "publish"):
         assert callable(getattr(hub, name)), name

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hub.errors import InputDataError
-from hub.gallery import _font, draw_gallery, place_label
+from hub.tasks.gallery import _font, draw_gallery, place_label
 
 
 def _split(tmp_path: Path, detections: list[dict]) -> tuple[Path, Path, Path]:

@@ -12,7 +12,8 @@ from mindspore import Tensor
 from nethelpers import SCALED, small_net
 
 import hub
-from hub.card import render_card
+from hub.assets.serve import serve_directory
+from hub.cards.card import render_card
 from hub.errors import (
     ArchitectureNotFoundError,
     BindingError,
@@ -20,7 +21,6 @@ from hub.errors import (
     CheckpointMismatchError,
     InputDataError,
 )
-from hub.serve import serve_directory
 from yolomodels.checkpoint import save_checkpoint
 
 ms.set_device("CPU")
@@ -112,7 +112,7 @@ def test_load_weights_returns_the_checkpoint_arrays(published, server, tmp_path)
 
 def test_other_class_count_drops_exactly_the_head(published, server, tmp_path, caplog):
     write_card(tmp_path / "cards", "shapes-v3", f"{server}/shapes-v3.ckpt", published["sha"])
-    with caplog.at_level(logging.INFO, logger="hub.loader"):
+    with caplog.at_level(logging.INFO, logger="hub.tasks.load"):
         net = hub.load("shapes-v3", cards_dirs=[tmp_path / "cards"], num_classes=5, mode="pynative")
     report = net.load_report
     assert report.ok
@@ -175,8 +175,8 @@ def test_corrupt_published_file_is_a_checkpoint_error(tmp_path):
 
 def test_build_without_weights(tmp_path):
     path = write_card(tmp_path / "cards", "fresh", "http://127.0.0.1:9/x.ckpt", "0" * 64)
-    from hub.card import load_card
-    from hub.loader import build_for
+    from hub.cards.card import load_card
+    from hub.tasks.load import build_for
 
     net = build_for(load_card(path), mode="pynative")
     assert net.load_report is None and net.class_names == NAMES and not net.training
@@ -189,7 +189,7 @@ def test_graph_compilation_failure_falls_back_to_pynative(caplog):
     """A network MindSpore cannot compile still runs, eagerly, with one warning."""
     from mindspore import nn
 
-    from hub.loader import _set_execution_mode
+    from hub.tasks.load import _set_execution_mode
 
     class GraphUnfriendly(nn.Cell):
         def __init__(self):
@@ -207,7 +207,7 @@ def test_graph_compilation_failure_falls_back_to_pynative(caplog):
     net.execution_mode = _set_execution_mode(net, "graph")
     assert net.execution_mode == "graph" and isinstance(net, GraphUnfriendly)
     x = Tensor(np.ones((2, 4), np.float32))
-    with caplog.at_level(logging.WARNING, logger="hub.loader"):
+    with caplog.at_level(logging.WARNING, logger="hub.tasks.load"):
         first = net(x).asnumpy()
         second = net(x).asnumpy()
     assert net.execution_mode == "pynative"

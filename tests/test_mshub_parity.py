@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import hub
-from hub.card import parse_card
+from hub.cards.card import parse_card
+from hub.cards.mshub import parse_evaluation, uid_parts
 from hub.cli import main
 from hub.errors import CardNotFoundError, CardValidationError
-from hub.mshub import parse_evaluation, uid_parts
 
 # A card as MindSpore Hub's own 1.x catalog writes them (blank lines, Title-case booleans,
 # a '-' evaluation, backends, an input shape, two formats of one model without versions).

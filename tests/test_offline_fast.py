@@ -15,12 +15,12 @@ import time
 import pytest
 from httpserver import make_random_file, serve_copy
 
+from hub.assets.download import fetch_file
+from hub.assets.http import Transport
+from hub.cards.catalog import resolve
 from hub.cli import main
 from hub.errors import DownloadError, UnreachableError
-from hub.http import Transport
-from hub.registry import resolve
 from hub.settings import get_settings
-from hub.transfer import fetch_file
 
 MiB = 1 << 20
 

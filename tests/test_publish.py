@@ -7,7 +7,9 @@ import hashlib
 import pytest
 
 import hub
-from hub.card import load_card
+from hub.assets.serve import serve_directory
+from hub.cards.card import load_card
+from hub.cards.validate import validate_paths
 from hub.errors import (
     ArchitectureNotFoundError,
     CheckpointError,
@@ -15,8 +17,6 @@ from hub.errors import (
     PublishConflictError,
     PublishError,
 )
-from hub.serve import serve_directory
-from hub.validate import validate_paths
 
 ARCH = "yolov3_darknet53"
 ARGS = {"num_classes": 3, "img_size": 128, "depth_multiple": 0.33, "width_multiple": 0.25}

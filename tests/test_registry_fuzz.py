@@ -12,9 +12,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hub.cards.index import check_index
 from hub.cli import main
 from hub.errors import RegistryError
-from hub.index import check_index
 from hub.settings import parse_cards_path
 
 EXIT_CODES = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}

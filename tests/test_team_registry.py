@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 import hub
+from hub.cards.index import INDEX_NAME, check_index, write_index
 from hub.cli import main
 from hub.errors import ChecksumMismatchError, RegistryError
-from hub.index import INDEX_NAME, check_index, write_index
 from hub.settings import parse_cards_path
 
 ARCH = "yolov3_darknet53"
@@ -125,7 +125,7 @@ def test_index_is_incremental_and_reports_invalid_cards(tmp_path, capsys):
     index = json.loads((reg / INDEX_NAME).read_text())
     [v3] = [e for e in index["cards"] if e["name"] == "yolov3_darknet53"]
     assert v3["summary"].startswith("Edited") and index["invalid"][0]["path"] == "broken.md"
-    from hub.registry import card_files
+    from hub.cards.catalog import card_files
 
     (reg / ".hidden").mkdir()
     (reg / ".hidden" / "x.md").write_text(card.read_text().replace("yolov3_darknet53\n", "hid\n", 1))

@@ -46,7 +46,7 @@ QUICK = [
 
 @pytest.mark.parametrize("name", CARDS)
 def test_every_card_recipe_is_a_complete_checked_config(name):
-    from hub.registry import resolve
+    from hub.cards.catalog import resolve
 
     card = resolve(name).card
     cfg = config_from_mapping(card.recipe)
@@ -124,7 +124,7 @@ STEPS = 2  # 8 images in batches of 4
 @pytest.fixture(scope="module")
 def trained(shapes, tmp_path_factory):
     """One uninterrupted run of a scaled-down YOLOv3: 16 epochs x 2 steps of 4 images."""
-    from hub.training import train
+    from hub.tasks.train import train
 
     out = tmp_path_factory.mktemp("run")
     result = train(
@@ -170,7 +170,7 @@ def _state(path: Path) -> dict:
 
 
 def test_resume_from_epoch_1_reaches_the_uninterrupted_state(trained, shapes, tmp_path):
-    from hub.training import train
+    from hub.tasks.train import train
 
     resumed = tmp_path / "resumed"
     (resumed / "state").mkdir(parents=True)
@@ -195,7 +195,7 @@ def test_resume_from_epoch_1_reaches_the_uninterrupted_state(trained, shapes, tm
 
 
 def test_resume_refuses_a_changed_recipe(trained, shapes):
-    from hub.training import train
+    from hub.tasks.train import train
 
     with pytest.raises(InputDataError, match="recipe changed") as err:
         train(
@@ -223,7 +223,7 @@ def test_resume_refuses_a_changed_recipe(trained, shapes):
 
 
 def test_wrong_type_recipe_value_is_a_clear_error(shapes, tmp_path):
-    from hub.training import train
+    from hub.tasks.train import train
 
     with pytest.raises(InputDataError) as err:
         train("yolov3_darknet53", data=shapes, out=tmp_path, overrides=["batch-size=four"])
@@ -232,7 +232,7 @@ def test_wrong_type_recipe_value_is_a_clear_error(shapes, tmp_path):
 
 
 def test_num_classes_must_follow_the_dataset(shapes, tmp_path):
-    from hub.training import train
+    from hub.tasks.train import train
 
     with pytest.raises(InputDataError, match="num_classes=5 but the dataset .* has 3 classes"):
         train("yolov3_darknet53", data=shapes, out=tmp_path, arch_args={"num_classes": 5})
@@ -328,7 +328,7 @@ def test_recipe_examples_in_the_help_are_accepted(command):
     import re
 
     from hub.cli import build_parser
-    from hub.training import effective_recipe
+    from hub.tasks.train import effective_recipe
 
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
     (option,) = [a for a in sub._actions if "--set" in a.option_strings]

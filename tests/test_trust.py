@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.card import render_card
+from hub.cards.card import render_card
 from hub.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,10 +96,10 @@ def test_validate_gives_a_verdict_for_every_file(registry_with_a_broken_card, ca
 
 
 BOOM = (
-    "import sys, hub.cli, hub.registry\n"
+    "import sys, hub.cli, hub.cards.catalog\n"
     "def boom(*a, **k):\n"
     "    raise RuntimeError('disk\\nexploded')\n"
-    "hub.registry.list_models = boom\n"
+    "hub.cards.catalog.list_models = boom\n"
     "sys.exit(hub.cli.main(sys.argv[1:]))\n"
 )
 

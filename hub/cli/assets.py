@@ -144,7 +144,7 @@ def register(sub) -> None:
 
 
 def _size(n: int | None) -> str:
-    from hub.transfer import human_bytes
+    from hub.assets.download import human_bytes
 
     return "?" if n is None else human_bytes(n)
 
@@ -153,7 +153,7 @@ def _size(n: int | None) -> str:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from hub.fetch import fetch_release, release_for
+    from hub.assets.files import fetch_release, release_for
 
     release = release_for(args.name, cards_dirs=args.cards)
     if getattr(args, "file_format", None):
@@ -177,7 +177,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from hub.fetch import verify
+    from hub.assets.files import verify
 
     results = verify(args.names, all=args.all, deep=args.deep, cards_dirs=args.cards)
     bad = [r for r in results if not r.ok]
@@ -201,7 +201,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_rehash(args: argparse.Namespace) -> int:
-    from hub.fetch import rehash, release_for
+    from hub.assets.files import rehash, release_for
 
     release = release_for(args.name, cards_dirs=args.cards)
     before = release.asset.sha256
@@ -224,8 +224,8 @@ def cmd_rehash(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_ls(args: argparse.Namespace) -> int:
-    from hub.cache import listing
-    from hub.integrity import is_weak
+    from hub.assets.cache import listing
+    from hub.assets.integrity import is_weak
 
     lst = listing()
     if args.json:
@@ -266,8 +266,8 @@ def _print_removal(removal, verb: str, json_out: bool) -> None:
 
 
 def cmd_cache_rm(args: argparse.Namespace) -> int:
-    from hub.cache import remove_asset
-    from hub.fetch import release_for
+    from hub.assets.cache import remove_asset
+    from hub.assets.files import release_for
 
     release = release_for(args.name, cards_dirs=args.cards)
     removal = remove_asset(release.asset, owner=release.id)
@@ -276,7 +276,7 @@ def cmd_cache_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_prune(args: argparse.Namespace) -> int:
-    from hub.cache import prune
+    from hub.assets.cache import prune
 
     _print_removal(prune(partial_age=args.partial_age, compiled=args.compiled), "cache prune",
                    args.json)
@@ -287,7 +287,7 @@ def cmd_cache_prune(args: argparse.Namespace) -> int:
 
 
 def _read_small_text(option: str, path: Path) -> str:
-    from hub.card import MAX_CARD_BYTES
+    from hub.cards.card import MAX_CARD_BYTES
 
     try:
         if path.stat().st_size > MAX_CARD_BYTES:
@@ -311,7 +311,7 @@ def _class_names(value: str | None):
 
 
 def _yaml_value(option: str, text: str, file: str):
-    from hub.card import load_yaml
+    from hub.cards.card import load_yaml
     from hub.errors import CardValidationError
 
     try:
@@ -344,7 +344,7 @@ def _recipe(path: Path | None) -> dict | None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from hub.publishing import publish
+    from hub.assets.publish import publish
 
     if args.asset is not None:
         from hub.cli.export import publish_asset_command

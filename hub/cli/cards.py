@@ -40,7 +40,7 @@ def register(sub) -> None:
 
 
 def _size(n: int | None) -> str:
-    from hub.transfer import human_bytes
+    from hub.assets.download import human_bytes
 
     return "?" if n is None else human_bytes(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -51,7 +51,7 @@ def _size(n: int | None) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from hub.registry import list_models
+    from hub.cards.catalog import list_models
 
     rows = list_models(args.pattern, cards_dirs=args.cards)
     if args.json:
@@ -92,7 +92,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from hub.registry import info
+    from hub.cards.catalog import info
 
     i = info(args.name, cards_dirs=args.cards)
     if args.json:
@@ -137,7 +137,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hub.validate import validate_paths
+    from hub.cards.validate import validate_paths
 
     results = validate_paths(args.paths)
     bad = [r for r in results if not r.ok]

@@ -36,7 +36,7 @@ def register(sub) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from hub.demo import DemoConfig, run_demo
+    from hub.tasks.demo import DemoConfig, run_demo
 
     make = DemoConfig.quick if args.quick else DemoConfig
     config = make(args.out).with_(

@@ -24,7 +24,7 @@ def register(sub) -> None:
 
 
 def run_env(args: argparse.Namespace) -> int:
-    from hub.environment import check_environment
+    from hub.tasks.environment import check_environment
 
     report = check_environment(measure=not args.no_measure)
     if args.json:

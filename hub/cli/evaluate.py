@@ -50,7 +50,7 @@ def register(sub) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from hub.evaluation import evaluate
+    from hub.tasks.evaluate import evaluate
 
     report = evaluate(
         args.name,

@@ -48,7 +48,7 @@ def register(sub) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from hub.exporting import export
+    from hub.tasks.export import export
 
     r = export(
         args.name, format=args.format, img_size=args.img_size, batch=args.batch,
@@ -59,7 +59,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.json:
         print_json(r.to_dict())
         return 0
-    from hub.transfer import human_bytes
+    from hub.assets.download import human_bytes
 
     v = r.verification
     how = "from the export cache" if r.from_cache else f"exported in {r.export_seconds:.1f} s"
@@ -86,7 +86,7 @@ def _print_published(p) -> None:
 
 def publish_asset_command(args: argparse.Namespace) -> int:
     """``yolohub publish --asset FILE --name NAME[@VERSION]``."""
-    from hub.asset_publishing import publish_asset
+    from hub.assets.publish_export import publish_asset
     from hub.errors import InputDataError
 
     if not args.name:

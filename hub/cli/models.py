@@ -43,7 +43,7 @@ _unit = ranged(float, 0.0, 1.0, "a number in [0, 1]")
 
 
 def run_predict(args) -> int:
-    from hub.prediction import predict
+    from hub.tasks.predict import predict
 
     results = predict(
         args.name,

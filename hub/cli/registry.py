@@ -90,7 +90,7 @@ def register(sub) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from hub.index import write_index
+    from hub.cards.index import write_index
 
     r = write_index(args.directory, catalog=not args.no_html, url=args.url)
     if args.json:
@@ -104,7 +104,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
-    from hub.remote import update
+    from hub.cards.remote import update
 
     results = update(cards_dirs=args.cards)
     if args.json:
@@ -121,7 +121,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from hub.searching import search
+    from hub.cards.search import search
 
     hits = search(" ".join(args.text), cards_dirs=args.cards)
     if args.json:
@@ -145,7 +145,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import threading
 
-    from hub.serve import serve_directory
+    from hub.assets.serve import serve_directory
 
     url, stop = serve_directory(args.directory, args.port, host=args.host)
     print(f"serving {args.directory} at {url}/ (Ctrl-C stops)", flush=True)
@@ -162,7 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from hub.bundle import pack
+    from hub.assets.bundle import pack
 
     r = pack(args.names, out=args.output, cards_dirs=args.cards, offline=args.offline)
     if args.json:
@@ -173,7 +173,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_unpack(args: argparse.Namespace) -> int:
-    from hub.bundle import unpack
+    from hub.assets.bundle import unpack
 
     r = unpack(args.bundle)
     if args.json:

@@ -61,7 +61,7 @@ def run_train(args) -> int:
 
     from hub.errors import InputDataError
     from hub.settings import get_settings
-    from hub.training import train
+    from hub.tasks.train import train
 
     overrides = list(args.overrides)
     for flag, key in (

@@ -65,7 +65,7 @@ def _e(value: Any) -> str:
 
 
 def _size(n: int | None) -> str:
-    from hub.transfer import human_bytes
+    from hub.assets.download import human_bytes
 
     return human_bytes(n) if n else "?"
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -266,7 +266,7 @@ def card_page(entry: Mapping, body_md: str, *, plot: str | None = None, url: str
 
 
 def _body_of(path: Path) -> str:
-    from hub.card import _split, read_card_text
+    from hub.cards.card import _split, read_card_text
 
     try:
         return _split(read_card_text(path), str(path))[3]
@@ -295,7 +295,7 @@ def _existing_key(path: Path) -> str | None:
 def write_catalog(root: str | os.PathLike, index: Mapping, *, url: str | None = None,
                   progress: bool | None = None) -> Path:
     """Write ``root/index.html`` and the card pages that changed; return the index page."""
-    from hub.integrity import write_atomic
+    from hub.assets.integrity import write_atomic
 
     root = Path(root)
     state_file = root / ".catalog-state.json"

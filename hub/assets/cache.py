@@ -28,14 +28,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hub.errors import CacheError, InputDataError
-from hub.integrity import (
+from hub.assets.integrity import (
     FULL_LENGTH,
     VerificationRecord,
     is_weak,
     normalize_sha256,
     write_atomic,
 )
+from hub.errors import CacheError, InputDataError
 from hub.settings import Settings, get_settings
 
 _EXT = re.compile(r"^[a-z0-9]{1,16}$")
@@ -492,8 +492,8 @@ def remove_asset(asset, *, owner: str | None = None, settings: Settings | None =
         removed.append(rec_path)
     partial = layout.partial_path(declared, ext)
     if partial.exists():
+        from hub.assets.download import DownloadLock
         from hub.errors import LockTimeoutError
-        from hub.transfer import DownloadLock
 
         try:
             with DownloadLock(layout.lock_path(declared), timeout=0, label=partial.name,
@@ -551,7 +551,7 @@ def _remove_blob(layout: CacheLayout, path: Path, sha: str, owner: str | None) -
 
 
 def _blob_lock(layout: CacheLayout, sha: str, *, timeout: float, label: str):
-    from hub.transfer import blob_lock  # the transfer layer owns the lock class
+    from hub.assets.download import blob_lock  # the transfer layer owns the lock class
 
     return blob_lock(layout, sha, timeout=timeout, label=label)
 
@@ -579,8 +579,8 @@ def prune(
     free) and they are older than ``partial_age`` seconds.  Files that vanish meanwhile (another
     prune, a finishing transfer) are skipped.
     """
+    from hub.assets.download import DownloadLock
     from hub.errors import LockTimeoutError
-    from hub.transfer import DownloadLock
 
     layout = CacheLayout.from_settings(settings)
     listing_ = listing(settings)
@@ -651,7 +651,7 @@ def prune(
             continue
         freed += size
         removed.append(q)
-    from hub import compile_cache
+    from hub.tasks import compile_cache
 
     graphs = compile_cache.prune(settings=settings, everything=compiled)
     return Removal(tuple(removed) + graphs.removed, freed + graphs.freed, tuple(kept))

@@ -9,7 +9,7 @@ Card sources, highest precedence first:
 4. the built-in cards shipped with yolohub.
 
 A registry URL (``https://``, loopback ``http://``, ``file://``) is read through its
-``index.json`` (:mod:`hub.remote`): listing and searching use the index alone, and a card is
+``index.json`` (:mod:`hub.cards.remote`): listing and searching use the index alone, and a card is
 fetched (and checked against the index's sha256) only when a release is resolved.
 
 When two sources hold the same ``name@version``, the higher-precedence one wins and the other is
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from hub._paths import builtin_cards_dir
-from hub.card import Architecture, Asset, Card, EvalProtocol, Release, load_card
+from hub.cards.card import Architecture, Asset, Card, EvalProtocol, Release, load_card
 from hub.errors import (
     AmbiguousNameError,
     CardNotFoundError,
@@ -49,7 +49,7 @@ class Source:
     directory: Path
     kind: str  # "cli", "env", "installed" or "builtin"
     rank: int  # 0 = highest precedence
-    remote: Any = None  # hub.remote.RemoteRegistry for a registry URL
+    remote: Any = None  # hub.cards.remote.RemoteRegistry for a registry URL
 
     @property
     def label(self) -> str:
@@ -68,7 +68,7 @@ def sources(cards_dirs: Iterable[str | os.PathLike] = ()) -> list[Source]:
     for kind, dirs in (("cli", cards_dirs), ("env", get_settings().cards_path)):
         for d in dirs:
             if is_url(d):
-                from hub.remote import RemoteRegistry
+                from hub.cards.remote import RemoteRegistry
 
                 reg = RemoteRegistry(d)
                 out.append(Source(reg.root, kind, len(out), reg))
@@ -336,7 +336,7 @@ class Registry:
         return self.materialize(self._resolve(spec))
 
     def _resolve(self, spec: str) -> Release:
-        from hub.mshub import uid_parts
+        from hub.cards.mshub import uid_parts
 
         uid = uid_parts(spec) if "/" in spec else None
         if uid is not None:
@@ -494,7 +494,7 @@ def _maybe_cached(sha256: str, digests: frozenset[str] | None) -> bool:
 
 def _summary(reg: Registry, rel: Release, defaults: set[str],
              digests: frozenset[str] | None = None) -> ModelSummary:
-    from hub.cache import is_cached
+    from hub.assets.cache import is_cached
 
     card, asset = rel.card, rel.asset
     proto = card.eval_protocol
@@ -529,7 +529,7 @@ def _defaults(reg: Registry) -> set[str]:
 
 def list_models(pattern: str | None = None, *, cards_dirs: Sequence = ()) -> list[ModelSummary]:
     """Every visible name@version, optionally filtered by a shell pattern or substring of the name."""
-    from hub.cache import blob_digests
+    from hub.assets.cache import blob_digests
 
     reg = Registry.scan(cards_dirs)
     defaults = _defaults(reg)

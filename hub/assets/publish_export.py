@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from hub.card import Release
+from hub.cards.card import Release
 from hub.errors import (
     HubError,
     InputDataError,
@@ -51,7 +51,7 @@ class AssetPublishResult:
     sha256: str
     size: int
     input_shape: tuple[int, ...]
-    verification: Any  # hub.exporting.Verification
+    verification: Any  # hub.tasks.export.Verification
     replaced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -88,8 +88,8 @@ def publish_asset(
     ``batch`` give a MindIR file's input shape (an ONNX file says its own); ``verification``
     skips re-checking a file ``hub.export`` has just verified.
     """
-    from hub.loader import _release
-    from hub.publishing import _check_base_url, _copy_hashing, _link
+    from hub.assets.publish import _check_base_url, _copy_hashing, _link
+    from hub.tasks.load import _release
 
     src = Path(file)
     if not src.is_file():
@@ -119,7 +119,7 @@ def publish_asset(
 
     from filelock import FileLock
 
-    from hub.card import update_card
+    from hub.cards.card import update_card
 
     rel_dir = Path(card.name) / release.asset.version
     with FileLock(str(card.path.parent / ".publish.lock")):
@@ -184,7 +184,7 @@ def _check_owned(release: Release) -> None:
 
 
 def _reload(release: Release):
-    from hub.card import load_card
+    from hub.cards.card import load_card
 
     return load_card(release.card.path, source=release.card.source)
 
@@ -215,7 +215,7 @@ def _card_weights_sha(release: Release) -> str | None:
 
 def _verify(src: Path, fmt: str, release: Release, *, img_size, batch):
     """Load ``src`` back and compare it with the card's network on the fixed input."""
-    from hub.exporting import (
+    from hub.tasks.export import (
         ExportVerificationError,
         check_batch,
         check_img_size,
@@ -224,10 +224,10 @@ def _verify(src: Path, fmt: str, release: Release, *, img_size, batch):
         reference_output,
         verify_exported,
     )
-    from hub.loader import load
+    from hub.tasks.load import load
 
     if fmt == "onnx":
-        from hub.runtime import onnx_input_shape, open_onnx
+        from hub.tasks.backends import onnx_input_shape, open_onnx
 
         shape = onnx_input_shape(open_onnx(src))
         if len(shape) != 4 or not all(isinstance(v, int) for v in shape):

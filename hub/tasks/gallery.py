@@ -267,7 +267,7 @@ def _font(size: int):
 
 
 def _color(class_id: int) -> tuple[int, int, int]:
-    from hub.prediction import _color as class_color
+    from hub.tasks.predict import _color as class_color
 
     return class_color(class_id)
 

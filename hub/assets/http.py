@@ -147,7 +147,7 @@ def redact(url: str) -> str:
 class TransientError(Exception):
     """A failure worth retrying (connection error, read timeout, 408/429/5xx, truncated body).
 
-    Internal to the transfer code; it never escapes :mod:`hub.transfer`.
+    Internal to the transfer code; it never escapes :mod:`hub.assets.download`.
     """
 
     def __init__(self, reason: str, *, retry_after: float | None = None):

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from hub.card import Card, load_card, parse_card, render_card
+from hub.assets.integrity import CHUNK_SIZE, write_atomic
+from hub.cards.card import Card, load_card, parse_card, render_card
 from hub.errors import (
     ArchitectureNotFoundError,
     BindingError,
@@ -35,7 +36,6 @@ from hub.errors import (
     PublishError,
     UnsafeURLError,
 )
-from hub.integrity import CHUNK_SIZE, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +172,8 @@ def publish(
 
 def _reindex(registry: Path) -> None:
     """Bring the registry's index.json and HTML catalog up to date with the new card."""
+    from hub.cards.index import write_index
     from hub.errors import HubError
-    from hub.index import write_index
 
     try:
         write_index(registry)
@@ -197,7 +197,7 @@ def _missing_dirs(store: Path, rel_dir: Path) -> list[Path]:
 def _asset_name(store: Path, rel_dir: Path, name: str, version: str, sha: str, ext: str) -> Path:
     """The store path for these bytes: ``<name>-<version>-<sha8>.<ext>``, or the full sha256
     when another file already holds the 8-digit name (never a name that holds other bytes)."""
-    from hub.integrity import sha256_file
+    from hub.assets.integrity import sha256_file
 
     for digits in (8, 64):
         rel = rel_dir / f"{name}-{version}-{sha[:digits]}.{ext}"
@@ -214,7 +214,7 @@ def _place(tmp: Path, target: Path, sha: str) -> None:
     A hard link fails if ``target`` exists, so a concurrent publisher's file (or an earlier
     publish of the same bytes) survives; identical bytes are simply reused.
     """
-    from hub.integrity import sha256_file
+    from hub.assets.integrity import sha256_file
 
     try:
         os.link(tmp, target)
@@ -371,7 +371,7 @@ def _protocol(protocol, names, args) -> dict[str, Any]:
 
 
 def _check_base_url(base_url: str) -> None:
-    from hub.http import check_url
+    from hub.assets.http import check_url
 
     try:
         check_url(base_url.rstrip("/") + "/")
@@ -391,7 +391,7 @@ def _existing(registry: Path, name: str, version: str) -> tuple[Path, bool] | No
     ``<registry>/<name>/<version>.md`` counts whatever it holds: a card there that does not
     validate is still someone's file.
     """
-    from hub.registry import card_files
+    from hub.cards.catalog import card_files
 
     canonical = registry / name / f"{version}.md"
     for path in card_files(registry):

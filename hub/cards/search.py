@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hub.cards.catalog import Registry
 from hub.errors import AmbiguousNameError, InputDataError
-from hub.registry import Registry
 
 # field -> weight of a match there
 _WEIGHTS = {
@@ -47,7 +47,7 @@ class SearchHit:
 
 
 def _fields(rel) -> dict[str, str]:
-    from hub.mshub import parse_evaluation
+    from hub.cards.mshub import parse_evaluation
 
     card = rel.card
     fm = card.front_matter

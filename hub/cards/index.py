@@ -59,7 +59,7 @@ def index_schema() -> dict:
 def _validator():
     from jsonschema import Draft202012Validator
 
-    from hub.schema import _inline_refs
+    from hub.cards.schema import _inline_refs
 
     Draft202012Validator.check_schema(index_schema())
     return Draft202012Validator(_inline_refs(index_schema()))
@@ -83,7 +83,7 @@ def check_index(data: Any, *, origin: str) -> dict:
             f"{found!r}; point --cards/YOLOHUB_CARDS at a directory or URL holding an index.json "
             "written by 'yolohub index' or 'yolohub publish'"
         )
-    from hub.schema import fast_is_valid
+    from hub.cards.schema import fast_is_valid
 
     if fast_is_valid(_fast_validator(), data):
         return data
@@ -106,7 +106,7 @@ def _iso(ts: float) -> str:
 
 def entry_for(card, *, rel: str, sha256: str, size: int, mtime: float) -> dict[str, Any]:
     """The index entry of a parsed card (``rel`` is its path below the registry, '/'-separated)."""
-    from hub.mshub import parse_evaluation
+    from hub.cards.mshub import parse_evaluation
 
     fm: Mapping[str, Any] = card.front_matter
     proto = fm.get("eval-protocol") or None
@@ -179,7 +179,7 @@ def read_index(directory: str | os.PathLike) -> dict | None:
 def scan_cards(root: Path) -> list[str]:
     """Relative '/'-paths of the card files below ``root`` (what ``registry.card_files`` finds),
     sorted; os.scandir instead of pathlib because a registry may hold 10,000 cards."""
-    from hub.registry import is_card_name
+    from hub.cards.catalog import is_card_name
 
     out: list[str] = []
     stack = [("", str(root))]
@@ -201,7 +201,7 @@ def build_index(
     directory: str | os.PathLike, *, previous: Mapping | None = None
 ) -> tuple[dict, int, int]:
     """(index, cards parsed, cards reused) for every card file below ``directory``."""
-    from hub.card import parse_card
+    from hub.cards.card import parse_card
 
     root = Path(directory)
     old = {e["path"]: e for e in (previous or {}).get("cards", []) if isinstance(e, dict)}
@@ -278,7 +278,7 @@ def write_index(
     """
     from filelock import FileLock
 
-    from hub.integrity import write_atomic
+    from hub.assets.integrity import write_atomic
 
     root = Path(directory)
     if not root.is_dir():
@@ -295,7 +295,7 @@ def write_index(
         write_atomic(root / INDEX_NAME, dump_index(index))
         page = None
         if catalog:
-            from hub.catalog import write_catalog
+            from hub.cards.pages import write_catalog
 
             page = write_catalog(root, index, url=url, progress=progress)
     invalid = tuple((e["path"], e["error"]) for e in index["invalid"])

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from hub import __version__
-from hub.card import Card, EvalProtocol, Release
+from hub.cards.card import Card, EvalProtocol, Release
+from hub.cards.catalog import resolve
 from hub.errors import CheckpointMismatchError, InputDataError, PublishError
-from hub.registry import resolve
 from hub.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def evaluate(
             raise InputDataError(f"{exc}; pass the detections.json of a run on this split") from exc
         weights_label, sha, seconds = f"saved detections {det_path.resolve()}", None, 0.0
     else:
-        from hub.deploy import check_backend
+        from hub.tasks.deploy import check_backend
 
         if check_backend(backend) == "onnxruntime" or onnx is not None:
             net, weights_label, sha = _onnx_network(
@@ -172,7 +172,7 @@ def evaluate(
             net, weights_label, sha = _network(
                 release, weights, cards_dirs=cards_dirs, mode=mode, progress=progress
             )
-        from hub.transfer import show_progress
+        from hub.assets.download import show_progress
 
         try:
             run = evaluate_network(
@@ -258,7 +258,7 @@ def inference_settings(protocol: EvalProtocol):
 
 def record_result(card: Card, report: EvalReport, *, version: str) -> Card:
     """Append the measured result to the card's ``eval-results`` (user-owned cards only)."""
-    from hub.card import update_card
+    from hub.cards.card import update_card
 
     _check_owned(card)
     entry = {
@@ -287,7 +287,7 @@ def record_result(card: Card, report: EvalReport, *, version: str) -> Card:
     results.append(entry)
     updated = update_card(card.path, {"eval-results": results})
     _publish_plot(card.path, report)
-    from hub.index import reindex_containing
+    from hub.cards.index import reindex_containing
 
     reindex_containing(card.path)  # a registry's index and catalog follow the card
     return updated
@@ -367,16 +367,16 @@ def _network(release: Release, weights, *, cards_dirs, mode: str, progress: bool
 
     Returns ``(net, weights label, full sha256 of the weights file)``.
     """
-    from hub.loader import load
+    from hub.tasks.load import load
 
     if weights is None:
         net = load(release.id, cards_dirs=cards_dirs, mode=mode, progress=progress)
-        from hub.fetch import fetch_release
+        from hub.assets.files import fetch_release
 
         fetched = fetch_release(release, progress=False)  # a cache hit: load just verified it
         return net, str(fetched.path), fetched.sha256
 
-    from hub.integrity import sha256_file
+    from hub.assets.integrity import sha256_file
 
     path = Path(weights)
     try:
@@ -393,8 +393,8 @@ def _network(release: Release, weights, *, cards_dirs, mode: str, progress: bool
 def _onnx_network(release: Release, weights, *, onnx, backend, img_size: int, cards_dirs,
                   progress):
     """The card's ONNX graph in ONNX Runtime: ``(net, label, sha256 of the ONNX file)``."""
-    from hub.deploy import choose_backend, onnx_network
-    from hub.integrity import sha256_file
+    from hub.assets.integrity import sha256_file
+    from hub.tasks.deploy import choose_backend, onnx_network
 
     choose_backend(release, backend, img_size=img_size, onnx=onnx, weights=weights)
     net = onnx_network(release, img_size=img_size, onnx=onnx, weights=weights,

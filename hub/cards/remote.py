@@ -47,7 +47,7 @@ def _notice(url: str, text: str) -> None:
 
 def normalize_url(url: str) -> str:
     """The registry's base URL, ending in '/' (a URL naming index.json itself is accepted)."""
-    from hub.http import check_url, strip_link
+    from hub.assets.http import check_url, strip_link
 
     if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url.strip()):
         raise RegistryError(
@@ -122,9 +122,9 @@ class RemoteRegistry:
         return self._index
 
     def _refresh(self, cached: dict | None, state: dict) -> RemoteIndex:
-        from hub.http import TransientError, get_document
-        from hub.index import check_index
-        from hub.integrity import write_atomic
+        from hub.assets.http import TransientError, get_document
+        from hub.assets.integrity import write_atomic
+        from hub.cards.index import check_index
 
         headers = {}
         if cached is not None:
@@ -169,7 +169,7 @@ class RemoteRegistry:
                      ) -> None:
         """Remember when the index was confirmed and its validators.  A 304 may omit them
         (Python's http.server sends neither ETag nor Last-Modified with it): keep the old ones."""
-        from hub.integrity import write_atomic
+        from hub.assets.integrity import write_atomic
 
         lower = {k.lower(): v for k, v in headers.items()}
         keep = state if revalidated else {}
@@ -189,9 +189,9 @@ class RemoteRegistry:
 
     def card_path(self, entry: dict) -> Path:
         """A verified local copy of the card ``entry`` names, fetched when not cached."""
-        from hub.cache import safe_join
-        from hub.http import TransientError, get_document
-        from hub.integrity import write_atomic
+        from hub.assets.cache import safe_join
+        from hub.assets.http import TransientError, get_document
+        from hub.assets.integrity import write_atomic
 
         rel = entry["path"]
         local = safe_join(self.root / "cards", *rel.split("/"))
@@ -234,7 +234,7 @@ class RemoteRegistry:
 
     def load_card(self, entry: dict):
         """The parsed card of ``entry`` (fetched and verified first)."""
-        from hub.card import load_card
+        from hub.cards.card import load_card
 
         path = self.card_path(entry)
         return load_card(path, source="remote")

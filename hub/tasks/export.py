@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hub.card import Release
+from hub.cards.card import Release
 from hub.errors import (
     ExportError,
     ExportVerificationError,
@@ -127,7 +127,7 @@ class ExportResult:
     from_cache: bool
     export_seconds: float
     mindspore_version: str
-    published: Any = None  # hub.asset_publishing.AssetPublishResult when --publish ran
+    published: Any = None  # hub.assets.publish_export.AssetPublishResult when --publish ran
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -225,10 +225,10 @@ def compare_outputs(reference: np.ndarray, other: np.ndarray) -> tuple[float, fl
 def run_exported(path: Path, fmt: str, x: np.ndarray) -> np.ndarray:
     """Load ``path`` back with its own runtime and run it on ``x``."""
     if fmt == "mindir":
-        from hub.runtime import run_mindir
+        from hub.tasks.backends import run_mindir
 
         return run_mindir(path, x)
-    from hub.runtime import onnx_input_shape, open_onnx
+    from hub.tasks.backends import onnx_input_shape, open_onnx
 
     session = open_onnx(path)
     shape = onnx_input_shape(session)
@@ -289,7 +289,7 @@ def export(
     operator of the network (after exporting MindIR instead) and
     :class:`ExportVerificationError` when the file does not reproduce the network's output.
     """
-    from hub.loader import _release, bind
+    from hub.tasks.load import _release, bind
 
     fmt = check_format(format)
     batch = check_batch(batch)
@@ -298,7 +298,7 @@ def export(
     binding = bind(release.card)  # a card that cannot be built fails before any download
     out_path = _check_out(out, fmt)
     if publish:  # refuse before minutes of exporting: a built-in card, no store to write to
-        from hub.asset_publishing import _check_owned, _store_and_base
+        from hub.assets.publish_export import _check_owned, _store_and_base
 
         _check_owned(release)
         _store_and_base(release, store, base_url)
@@ -336,7 +336,7 @@ def export(
         _copy(result.cache_path, out_path)
         result = _replace(result, path=out_path)
     if publish:
-        from hub.asset_publishing import publish_asset
+        from hub.assets.publish_export import publish_asset
 
         published = publish_asset(result.cache_path, release, store=store, base_url=base_url,
                                   force=replace, verification=result.verification,
@@ -371,15 +371,15 @@ def _cache_dir() -> Path:
 
 def _weights(release: Release, weights, *, offline, progress) -> tuple[Path, str]:
     """(checkpoint path, its full sha256): the caller's file, else the card's verified asset."""
-    from hub.integrity import sha256_file
+    from hub.assets.integrity import sha256_file
 
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
             raise InputDataError(f"weights file {path} does not exist; pass a .ckpt file")
         return path, sha256_file(path)
-    from hub.fetch import fetch_release
-    from hub.loader import _fetch
+    from hub.assets.files import fetch_release
+    from hub.tasks.load import _fetch
 
     path = _fetch(release, offline=offline, progress=progress)  # refuses a non-ckpt asset
     fetched = fetch_release(release, offline=offline, progress=False)  # a stat: just verified
@@ -394,7 +394,7 @@ def _mindspore_version() -> str:
 
 def _cached(file: Path, record: Path, release: Release) -> ExportResult | None:
     """The cached export, if its record says it was verified and its bytes still match."""
-    from hub.integrity import sha256_file
+    from hub.assets.integrity import sha256_file
 
     if not file.is_file() or not record.is_file():
         return None
@@ -454,8 +454,8 @@ def _export_fresh(release, arch, fmt, size, batch, weights, weights_path, weight
                   record, *, offline, progress) -> ExportResult:
     import mindspore as ms
 
-    from hub.integrity import sha256_file
-    from hub.loader import load
+    from hub.assets.integrity import sha256_file
+    from hub.tasks.load import load
 
     net = load(release, weights=weights, mode="pynative", offline=offline, progress=progress)
     x = fixed_input(batch, size)
@@ -499,7 +499,7 @@ def _export_fresh(release, arch, fmt, size, batch, weights, weights_path, weight
         verification=verification, from_cache=False, export_seconds=seconds,
         mindspore_version=_mindspore_version(),
     )
-    from hub.integrity import write_atomic
+    from hub.assets.integrity import write_atomic
 
     write_atomic(record, json.dumps(result.to_dict(), indent=2))
     log.info("%s: %s export verified: %s", release.id, fmt, verification.describe())

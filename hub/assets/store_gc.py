@@ -56,7 +56,7 @@ def gc_store(
     """
     from filelock import FileLock
 
-    from hub.publishing import STORE_LOCK
+    from hub.assets.publish import STORE_LOCK
 
     store = Path(store)
     registries = [Path(r) for r in registries]
@@ -95,8 +95,8 @@ def gc_store(
 
 def _links(registries: list[Path]) -> tuple[set[Path], list[str]]:
     """(local files named by file:// links, URL paths of the other links) of every card."""
-    from hub.card import load_card
-    from hub.registry import card_files
+    from hub.cards.card import load_card
+    from hub.cards.catalog import card_files
 
     files: set[Path] = set()
     paths: list[str] = []

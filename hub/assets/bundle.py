@@ -71,11 +71,11 @@ def pack(
 ) -> PackResult:
     """Write the cards of ``specs`` (``name`` or ``name@version``) and their verified
     checkpoints (downloaded first when not cached) into the tar file ``out``."""
-    from hub.cache import file_extension
-    from hub.card import read_card_text
-    from hub.fetch import fetch_release
-    from hub.integrity import sha256_file
-    from hub.registry import Registry
+    from hub.assets.cache import file_extension
+    from hub.assets.files import fetch_release
+    from hub.assets.integrity import sha256_file
+    from hub.cards.card import read_card_text
+    from hub.cards.catalog import Registry
 
     if not specs:
         raise RegistryError("expected at least one model to pack (NAME or NAME@VERSION)")
@@ -180,11 +180,11 @@ def _check_manifest(bundle: Path, data: object) -> dict:
 def unpack(bundle: str | os.PathLike, *, progress: bool | None = None) -> UnpackResult:
     """Verify every member of ``bundle``, then install its checkpoints into the cache and its
     cards under ``$YOLOHUB_HOME/cards``.  Works with no network (and in offline mode)."""
-    from hub.card import load_card
-    from hub.integrity import digest_matches, write_atomic
-    from hub.registry import installed_cards_dir
+    from hub.assets.download import fetch_file
+    from hub.assets.integrity import digest_matches, write_atomic
+    from hub.cards.card import load_card
+    from hub.cards.catalog import installed_cards_dir
     from hub.settings import get_settings
-    from hub.transfer import fetch_file
 
     bundle = Path(bundle)
     settings = get_settings()

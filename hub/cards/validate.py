@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.card import load_card
+from hub.cards.card import load_card
+from hub.cards.catalog import as_card_error, card_files
 from hub.errors import Finding, InputDataError
-from hub.registry import as_card_error, card_files
 
 
 @dataclass(frozen=True)

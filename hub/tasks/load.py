@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.card import Card, Release
+from hub.cards.card import Card, Release
 from hub.errors import (
     ArchitectureNotFoundError,
     BindingError,
@@ -114,7 +114,7 @@ def bind(
 def _release(spec: str | Release, cards_dirs: Sequence) -> Release:
     if isinstance(spec, Release):
         return spec
-    from hub.registry import resolve
+    from hub.cards.catalog import resolve
 
     return resolve(spec, cards_dirs=cards_dirs)
 
@@ -156,12 +156,12 @@ def _set_execution_mode(net, mode: str, *, binding: Binding | None = None) -> st
     (MindSpore's parser resolves it).  If compilation fails, the network falls back to PyNative
     for good, with a warning, and keeps working.  Training mode always runs eagerly.  The first
     call for each input shape goes through the persistent compile cache
-    (:mod:`hub.compile_cache`) unless ``YOLOHUB_COMPILE_CACHE=0``.
+    (:mod:`hub.tasks.compile_cache`) unless ``YOLOHUB_COMPILE_CACHE=0``.
     """
     import mindspore as ms
 
-    from hub import compile_cache
     from hub.settings import get_settings
+    from hub.tasks import compile_cache
 
     if mode == "pynative":
         return "pynative"
@@ -275,7 +275,7 @@ def load_weights(
 
 
 def _fetch(release: Release, *, offline: bool | None, progress: bool | None) -> Path:
-    from hub.fetch import fetch_release
+    from hub.assets.files import fetch_release
 
     if release.asset.file_format.lower() != "ckpt":
         raise BindingError(

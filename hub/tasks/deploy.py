@@ -17,7 +17,7 @@ import logging
 import os
 from pathlib import Path
 
-from hub.card import Release
+from hub.cards.card import Release
 from hub.errors import InputDataError
 
 __all__ = ["BACKENDS", "DEFAULT_WITH_ONNX", "check_backend", "choose_backend", "onnx_network"]
@@ -68,8 +68,8 @@ def _card_asset(release: Release, img_size: int) -> Release | None:
 
 def _cached_export(release: Release, img_size: int) -> Path | None:
     """A verified export of the card's weights at this size already in the export cache."""
-    from hub.exporting import _cache_dir
-    from hub.loader import bind
+    from hub.tasks.export import _cache_dir
+    from hub.tasks.load import bind
 
     sha = release.asset.sha256
     if len(sha) != 64:
@@ -87,21 +87,21 @@ def _cached_export(release: Release, img_size: int) -> Path | None:
 def onnx_network(release: Release, *, img_size: int | None, onnx: str | os.PathLike | None = None,
                  weights=None, offline: bool | None = None, progress: bool | None = None,
                  cards_dirs=()):
-    """The card's network as an :class:`~hub.runtime.OnnxRuntimeNetwork`."""
-    from hub.loader import bind
-    from hub.runtime import OnnxRuntimeNetwork
+    """The card's network as an :class:`~hub.tasks.backends.OnnxRuntimeNetwork`."""
+    from hub.tasks.backends import OnnxRuntimeNetwork
+    from hub.tasks.load import bind
 
     binding = bind(release.card)
     if onnx is not None:
         path = Path(onnx)
         source = "the given file"
     else:
-        from hub.exporting import default_img_size, export
+        from hub.tasks.export import default_img_size, export
 
         size = img_size if img_size is not None else default_img_size(release)
         asset = _card_asset(release, size) if weights is None else None
         if asset is not None:
-            from hub.fetch import fetch_release
+            from hub.assets.files import fetch_release
 
             path = Path(fetch_release(asset, offline=offline, progress=progress).path)
             source = "the card's onnx asset"

@@ -144,7 +144,7 @@ def draw_detections(image: np.ndarray, detections: Sequence[Detection]):
     """A Pillow image of ``image`` with each box, class name and score drawn on it."""
     from PIL import Image, ImageDraw
 
-    from hub.gallery import place_label
+    from hub.tasks.gallery import place_label
 
     canvas = Image.fromarray(image)
     draw = ImageDraw.Draw(canvas)
@@ -217,7 +217,7 @@ def predict(
     written there (JPEG for JPEG inputs, PNG otherwise).  ``iou`` and ``max_det`` default to
     the card's evaluation protocol, ``conf`` to 0.25.  ``backend`` is ``mindspore`` or
     ``onnxruntime`` (the card's exported ONNX graph, or the file ``onnx``); without it ONNX
-    Runtime runs when an ONNX file is at hand (see :mod:`hub.deploy`), else MindSpore.
+    Runtime runs when an ONNX file is at hand (see :mod:`hub.tasks.deploy`), else MindSpore.
     """
     from yolomodels.postprocess import nms, preprocess, scale_boxes_back
 
@@ -316,8 +316,8 @@ def _network(spec_or_net, *, cards_dirs, weights, mode, offline, progress, backe
              onnx=None, img_size=None):
     """(network in eval mode, the card's eval protocol or None)."""
     if isinstance(spec_or_net, str):
-        from hub.deploy import choose_backend, onnx_network
-        from hub.loader import _release, bind, load
+        from hub.tasks.deploy import choose_backend, onnx_network
+        from hub.tasks.load import _release, bind, load
 
         release = _release(spec_or_net, cards_dirs)
         protocol = release.card.eval_protocol
@@ -346,8 +346,8 @@ def _network(spec_or_net, *, cards_dirs, weights, mode, offline, progress, backe
     protocol = None
     release_id = getattr(net, "release_id", None)
     if release_id:
+        from hub.cards.catalog import resolve
         from hub.errors import HubError
-        from hub.registry import resolve
 
         try:
             protocol = resolve(release_id, cards_dirs=cards_dirs).card.eval_protocol

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.cards.catalog import resolve
 from hub.errors import BindingError, CheckpointError, InputDataError
-from hub.registry import resolve
 from hub.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_json(out_dir / RUN_FILE, run)
 
-    from hub.transfer import show_progress
+    from hub.assets.download import show_progress
     from yolomodels.train.trainer import Trainer
 
     try:
@@ -256,7 +256,7 @@ def _network(release, *, num_classes, arch_args, from_, seed, cards_dirs, progre
     """The network to train (fresh, or with ``from_``'s weights) and its complete arguments."""
     import mindspore as ms
 
-    from hub.loader import bind, build_for, load
+    from hub.tasks.load import bind, build_for, load
 
     binding = bind(release.card, num_classes=num_classes, arch_args=arch_args)
     ms.set_seed(seed)

@@ -1,7 +1,7 @@
 """Cards to verified files: ``download``, ``verify`` and ``rehash`` (the public asset API).
 
 This module joins the registry (which card, which asset) to the transfer and cache layers
-(:mod:`hub.transfer`, :mod:`hub.cache`, :mod:`hub.integrity`).  It opens no connection itself;
+(:mod:`hub.assets.download`, :mod:`hub.assets.cache`, :mod:`hub.assets.integrity`).  It opens no connection itself;
 with offline mode on (``YOLOHUB_OFFLINE=1`` or ``offline=True``) nothing below it does either.
 """
 
@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hub import cache as _cache
+from hub.assets import cache as _cache
+from hub.assets.integrity import VerifyResult, is_weak, normalize_sha256, verify_file, write_atomic
 from hub.errors import CacheError, HubError, InputDataError
-from hub.integrity import VerifyResult, is_weak, normalize_sha256, verify_file, write_atomic
 from hub.settings import Settings, get_settings
 
 if TYPE_CHECKING:  # cards and transfers are imported when used: `verify --all` needs neither
-    from hub.card import Card, Release
-    from hub.transfer import DownloadResult
+    from hub.assets.download import DownloadResult
+    from hub.cards.card import Card, Release
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,11 @@ def _settings(offline: bool | None) -> Settings:
 
 def release_for(spec: str | Release, *, cards_dirs: Sequence = ()) -> Release:
     """The release ``spec`` names (a Release passes through unchanged)."""
-    from hub.card import Release
+    from hub.cards.card import Release
 
     if isinstance(spec, Release):
         return spec
-    from hub.registry import resolve
+    from hub.cards.catalog import resolve
 
     return resolve(spec, cards_dirs=cards_dirs)
 
@@ -53,7 +53,7 @@ def fetch_release(
     ``force`` re-downloads even when a verified copy is cached; ``offline`` overrides
     ``YOLOHUB_OFFLINE``.  Raises the :mod:`hub.errors` transfer/integrity classes.
     """
-    from hub.transfer import fetch_file
+    from hub.assets.download import fetch_file
 
     asset = release.asset
     card = release.card
@@ -222,7 +222,7 @@ def rehash(
     becomes the full digest and ``size`` the byte count.  A card that already pins a full digest
     is returned unchanged.
     """
-    from hub.card import update_card
+    from hub.cards.card import update_card
 
     release = release_for(spec, cards_dirs=cards_dirs)
     card, asset = release.card, release.asset
@@ -244,7 +244,7 @@ def rehash(
     result = fetch_release(release, offline=offline, progress=progress)
     fm = card.editable_front_matter()
     assets = fm.get("asset") or []
-    from hub.card import asset_versions
+    from hub.cards.card import asset_versions
 
     versions = asset_versions(fm)  # as the card parser names them (1.0-mslite, ...)
     index = next(
@@ -268,7 +268,7 @@ def rehash(
     assets[index] = entry
     new_card = update_card(card.path, {"asset": assets})
     _adopt_full_hash(release, result)
-    from hub.index import reindex_containing
+    from hub.cards.index import reindex_containing
 
     reindex_containing(card.path)  # a registry's index follows the card
     log.debug("%s: %s now pins sha256 %s (%d bytes)", release.id, card.path, result.sha256,

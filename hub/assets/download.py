@@ -26,7 +26,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub import cache as _cache
+from hub.assets import cache as _cache
+from hub.assets.http import (
+    RetryBudget,
+    TransientError,
+    Transport,
+    candidate_urls,
+    check_url,
+    file_url_path,
+    redact,
+)
+from hub.assets.integrity import (
+    _UMASK,
+    CHUNK_SIZE,
+    VerificationRecord,
+    digest_matches,
+    hash_file,
+    is_weak,
+    normalize_sha256,
+    verify_file,
+    write_atomic,
+)
 from hub.errors import (
     CacheError,
     ChecksumMismatchError,
@@ -38,26 +58,6 @@ from hub.errors import (
     OfflineModeError,
     UnreachableError,
     UnsafeURLError,
-)
-from hub.http import (
-    RetryBudget,
-    TransientError,
-    Transport,
-    candidate_urls,
-    check_url,
-    file_url_path,
-    redact,
-)
-from hub.integrity import (
-    _UMASK,
-    CHUNK_SIZE,
-    VerificationRecord,
-    digest_matches,
-    hash_file,
-    is_weak,
-    normalize_sha256,
-    verify_file,
-    write_atomic,
 )
 from hub.settings import Settings, get_settings
 

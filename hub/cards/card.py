@@ -24,10 +24,10 @@ from typing import Any
 
 import yaml
 
-from hub import schema as _schema
+from hub.assets.integrity import write_atomic  # noqa: F401 (re-exported: hub.cards.card.write_atomic)
+from hub.cards import schema as _schema
+from hub.cards.mshub import parse_evaluation
 from hub.errors import CardValidationError, Finding
-from hub.integrity import write_atomic  # noqa: F401 (re-exported: hub.card.write_atomic)
-from hub.mshub import parse_evaluation
 
 MAX_CARD_BYTES = 1 << 20
 # Bounds on the front-matter, checked while parsing so that no card costs more than milliseconds

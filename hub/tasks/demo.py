@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from hub.card import EvalProtocol
+from hub.cards.card import EvalProtocol
 from hub.errors import InputDataError
 
 BASE_CARD = "yolov3_darknet53"
@@ -112,7 +112,7 @@ class DemoResult:
     eval_report: Path
     eval_markdown: Path
     pr_plot: Path
-    gallery: Any  # hub.gallery.Gallery: the grid PNG and the found / missed / false counts
+    gallery: Any  # hub.tasks.gallery.Gallery: the grid PNG and the found / missed / false counts
     train_log: Path
 
     def table(self) -> str:
@@ -217,8 +217,8 @@ def run_demo(
 
 def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoResult:
     import hub
-    from hub.gallery import draw_gallery
-    from hub.serve import serve_directory
+    from hub.assets.serve import serve_directory
+    from hub.tasks.gallery import draw_gallery
     from yolomodels.data.synthetic import make_dataset
 
     out = config.out
@@ -360,9 +360,9 @@ def _measure(
 ) -> float:
     """The author's own measurement, made before publishing, straight from the checkpoint."""
     import yolomodels
-    from hub.evaluation import inference_settings
+    from hub.assets.download import show_progress
     from hub.settings import get_settings
-    from hub.transfer import show_progress
+    from hub.tasks.evaluate import inference_settings
     from yolomodels.checkpoint import load_strict, read_checkpoint
     from yolomodels.eval.coco import open_split
     from yolomodels.eval.runner import evaluate_network
