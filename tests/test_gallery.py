@@ -10,7 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hub.errors import InputDataError
-from hub.tasks.gallery import _font, draw_gallery, place_label
+from hub.tasks.drawing import label_font, place_label
+from hub.tasks.gallery import draw_gallery
 
 
 def _split(tmp_path: Path, detections: list[dict]) -> tuple[Path, Path, Path]:
@@ -61,7 +62,7 @@ def test_gallery_counts_found_missed_and_false_at_its_threshold(tmp_path):
 
 def test_a_label_sits_outside_its_box_when_there_is_room():
     draw = ImageDraw.Draw(Image.new("RGB", (256, 256)))
-    font = _font(12)
+    font = label_font(12)
     for box in [(40, 60, 120, 140), (0, 0, 100, 100), (30, 150, 90, 256)]:
         rect = place_label(draw, "triangle 0.93", font, box, [box], 256)
         inside_x = rect[0] < box[2] and box[0] < rect[2]

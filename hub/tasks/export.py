@@ -1,8 +1,5 @@
 """Export a card's network to MindIR or ONNX with MindSpore's own exporter, verified and cached.
 
-(Named ``exporting`` rather than ``export``: importing a submodule called ``export`` would rebind
-``hub.export`` from the public function to the module.)
-
 ``export("yolov3_darknet53", format="onnx")`` builds the card's network with its verified
 weights in inference form (anchor decode included, NMS left to the caller, as ``hub.load``
 gives it), writes the file with ``mindspore.export`` and, before reporting success, loads the

@@ -17,13 +17,13 @@ the counts say what was hidden.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hub.errors import InputDataError
+from hub.tasks.drawing import class_color, label_font, place_label
 
 MATCH_IOU = 0.5
 _BG = (255, 255, 255)
@@ -102,8 +102,8 @@ def draw_gallery(
     shown_ids = sorted(images)[: max(1, int(count))]
 
     rows = -(-len(shown_ids) // pairs_per_row)
-    font = _font(max(10, tile // 20))
-    small = _font(max(9, tile // 22))
+    font = label_font(max(10, tile // 20))
+    small = label_font(max(9, tile // 22))
     gap = max(6, tile // 32)
     head_h = _header_height(font, small, gap)
     caption_h = tile // 9 + 6
@@ -256,22 +256,6 @@ def _match(truth: Sequence[Box], preds: Sequence[Box]) -> tuple[Tally, list[bool
 # --- drawing ------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=8)
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: a small bitmap font
-        return ImageFont.load_default()
-
-
-def _color(class_id: int) -> tuple[int, int, int]:
-    from hub.tasks.predict import _color as class_color
-
-    return class_color(class_id)
-
-
 def _tile(source, size: int, boxes: Sequence[Box], verdicts, labels, font):
     """``source`` scaled to fit ``size`` x ``size``, boxes and labels drawn on it."""
     from PIL import Image, ImageDraw
@@ -288,7 +272,7 @@ def _tile(source, size: int, boxes: Sequence[Box], verdicts, labels, font):
     # lowest score first, so the best box and label end up on top
     for k in sorted(range(len(boxes)), key=lambda i: boxes[i].score or 0.0):
         b, xyxy, ok = boxes[k], scaled[k], verdicts[k]
-        color = _color(b.class_id)
+        color = class_color(b.class_id)
         # a dark edge around every box keeps it visible on a background of its own colour
         halo = (xyxy[0] - 1, xyxy[1] - 1, xyxy[2] + 1, xyxy[3] + 1)
         if ok is False:
@@ -306,39 +290,6 @@ def _tile(source, size: int, boxes: Sequence[Box], verdicts, labels, font):
         top = draw.textbbox((0, 0), text, font=font)[1]
         draw.text((rect[0] + 2, rect[1] + 1 - top), text, fill=(0, 0, 0), font=font)
     return tile
-
-
-def place_label(draw, text, font, box, taken, size):
-    """A label rectangle above or below the box (left- or right-aligned), else inside its top
-    edge: of those inside the image (``size``: side, or (width, height)), the one covering least
-    of the other boxes and labels in ``taken``."""
-    width, height = (size, size) if isinstance(size, (int, float)) else size
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    tw, th = right - left + 4, bottom - top + 3
-    x1, y1, x2, y2 = box
-    xs = [min(max(0.0, x), max(0.0, width - tw)) for x in (x1, x2 - tw)]
-    outside = [(x, y) for y in (y1 - th, y2 + 1) for x in xs]
-    fits = [c for c in outside if 0 <= c[1] and c[1] + th <= height]
-    others = [t for t in taken if t != box]
-
-    def covered(c) -> float:
-        rect = (c[0], c[1], c[0] + tw, c[1] + th)
-        return sum(_area(rect, t) for t in others)
-
-    inside = (xs[0], max(0.0, y1))
-    if fits:
-        best = min(fits, key=covered)  # first wins ties: above, left-aligned
-        if covered(best) == 0 or covered(best) <= covered(inside) + _area(
-            (inside[0], inside[1], inside[0] + tw, inside[1] + th), box
-        ):
-            inside = best
-    return (inside[0], inside[1], inside[0] + tw, inside[1] + th)
-
-
-def _area(a, b) -> float:
-    iw = min(a[2], b[2]) - max(a[0], b[0])
-    ih = min(a[3], b[3]) - max(a[1], b[1])
-    return iw * ih if iw > 0 and ih > 0 else 0.0
 
 
 def _overlaps(a, b) -> bool:
@@ -382,7 +333,7 @@ def _draw_header(canvas, title, labels, conf, duplicate_overlap, font, small, ga
         y += _px(small) + 6
     sw = _px(small)
     for k, name in enumerate(labels):
-        draw.rectangle((x, y, x + sw, y + sw), fill=_color(k), outline=_INK)
+        draw.rectangle((x, y, x + sw, y + sw), fill=class_color(k), outline=_INK)
         draw.text((x + sw + 4, y), name, fill=_INK, font=small)
         x += sw + 12 + int(draw.textlength(name, font=small))
 

@@ -1,8 +1,5 @@
 """Detect objects in image files with a hub model: letterbox, network, NMS, boxes back, drawing.
 
-(Named ``prediction`` rather than ``predict``: importing a submodule called ``predict`` would
-rebind ``hub.predict`` from the public function to the module.)
-
 The pipeline is the evaluation one (``yolomodels.postprocess``), so what ``predict`` shows is what
 ``evaluate`` scores; only the default confidence threshold differs (a picture with the 300
 lowest-confidence boxes of an mAP run is useless, so predict keeps scores >= 0.25 unless told).
@@ -10,7 +7,6 @@ lowest-confidence boxes of an mAP run is useless, so predict keeps scores >= 0.2
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -22,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from hub.errors import InputDataError
+from hub.tasks.drawing import draw_detections
 
 __all__ = ["DEFAULT_CONF", "Detection", "ImageDetections", "expand_images", "predict"]
 
@@ -127,55 +124,6 @@ def probe_image(path: Path) -> None:
         image_size(path)
     except ImageReadError as exc:
         raise InputDataError(str(exc)) from None
-
-
-# --- drawing --------------------------------------------------------------------------------------
-
-
-def _color(class_id: int) -> tuple[int, int, int]:
-    # well-spread hues: golden-ratio steps around the colour wheel
-    import colorsys
-
-    r, g, b = colorsys.hsv_to_rgb((class_id * 0.618033988749895) % 1.0, 0.85, 0.95)
-    return int(r * 255), int(g * 255), int(b * 255)
-
-
-def draw_detections(image: np.ndarray, detections: Sequence[Detection]):
-    """A Pillow image of ``image`` with each box, class name and score drawn on it."""
-    from PIL import Image, ImageDraw
-
-    from hub.tasks.gallery import place_label
-
-    canvas = Image.fromarray(image)
-    draw = ImageDraw.Draw(canvas)
-    side = max(canvas.size)
-    # small images get a smaller font (down to 8 px), so a label does not bury the picture
-    font = _font(max(8, min(11, round(side / 16)), round(side / 45)))
-    width = max(1 if side < 256 else 2, round(side / 300))
-    ranked = sorted(detections, key=lambda d: d.score)  # best drawn last, on top
-    taken = [tuple(float(v) for v in det.box) for det in ranked]
-    for det in ranked:
-        color = _color(det.class_id)
-        box = tuple(float(v) for v in det.box)
-        draw.rectangle(box, outline=color, width=width)
-        label = f"{det.class_name} {det.score:.2f}"
-        rect = place_label(draw, label, font, box, taken, canvas.size)  # outside the box
-        taken.append(rect)
-        top = draw.textbbox((0, 0), label, font=font)[1]
-        draw.rectangle(rect, fill=color)
-        draw.text((rect[0] + 2, rect[1] + 1 - top), label, fill=(0, 0, 0), font=font)
-    return canvas
-
-
-@functools.lru_cache(maxsize=8)
-def _font(size: int):
-    """A scalable font of ``size`` px (Pillow >= 10.1), else Pillow's small bitmap font."""
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:
-        return ImageFont.load_default()
 
 
 def _out_path(out: Path, source: Path | None, index: int, used: set[Path]) -> Path:
