@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from httpserver import make_random_file
 
-from hub.assets import cache
-from hub.assets.cache import CacheLayout
-from hub.assets.download import blob_lock, fetch_file
+from hub.assets import cache, cleanup
+from hub.assets.cache_layout import CacheLayout
+from hub.assets.download import fetch_file
+from hub.assets.locks import blob_lock
 from hub.errors import ChecksumMismatchError
 
 MiB = 1 << 20
@@ -55,7 +56,7 @@ def _prune_in_another_process(home: Path) -> dict:
 SLOW_FINISH = """
     import os, sys, time
     from pathlib import Path
-    import hub.assets.cache as c
+    import hub.assets.records as c
     from hub.assets.download import fetch_file
     slow = c.{hook}
     def slowly(*a, **k):
@@ -151,7 +152,7 @@ def test_listing_and_prune_tolerate_partials_that_vanish_while_they_look(tmp_pat
         while time.monotonic() < deadline:
             cache.listing()  # a FileNotFoundError here was the bug
             listings += 1
-            cache.prune()
+            cleanup.prune()
             prunes += 1
     finally:
         churn.wait(timeout=30)
