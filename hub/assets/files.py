@@ -1,8 +1,8 @@
 """Cards to verified files: ``download``, ``verify`` and ``rehash`` (the public asset API).
 
-This module joins the card catalog (which card, which asset) to the download job and the cache
-records (:mod:`hub.assets.download`, :mod:`hub.assets.records`, :mod:`hub.assets.integrity`).  It
-opens no connection itself; with offline mode on (``YOLOHUB_OFFLINE=1`` or ``offline=True``)
+This module joins the card catalog (which card, which asset) to the download job
+(:mod:`hub.assets.download`) and the cache records (:mod:`hub.assets.records`).  It opens no
+connection itself; with offline mode on (``YOLOHUB_OFFLINE=1`` or ``offline=True``)
 nothing below it does either.
 """
 

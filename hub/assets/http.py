@@ -49,7 +49,7 @@ MAX_RETRY_AFTER = 300.0
 class TransientError(Exception):
     """A failure worth retrying (connection error, read timeout, 408/429/5xx, truncated body).
 
-    Internal to the transfer code; it never escapes :mod:`hub.assets.download`.
+    Internal to the download code; it never escapes :mod:`hub.assets.download`.
     """
 
     def __init__(self, reason: str, *, retry_after: float | None = None):
