@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 from httpserver import make_random_file
 
-from hub.assets import cache
-from hub.assets.cache import CacheLayout
-from hub.assets.download import blob_lock, fetch_file
+from hub.assets import cache, cleanup
+from hub.assets.cache_layout import CacheLayout
+from hub.assets.download import fetch_file
+from hub.assets.integrity import read_json_dict
+from hub.assets.locks import blob_lock, download_lock
+from hub.assets.records import drop_owner, read_asset_record, write_asset_record
 from hub.errors import ChecksumMismatchError
 
 MiB = 1 << 20
@@ -55,7 +58,7 @@ def _prune_in_another_process(home: Path) -> dict:
 SLOW_FINISH = """
     import os, sys, time
     from pathlib import Path
-    import hub.assets.cache as c
+    import hub.assets.records as c
     from hub.assets.download import fetch_file
     slow = c.{hook}
     def slowly(*a, **k):
@@ -118,6 +121,52 @@ def test_prune_keeps_a_blob_whose_lock_is_held_and_deletes_it_afterwards(tmp_pat
     assert str(r.path) in gone["removed"] and not r.path.exists()
 
 
+
+def test_prune_keeps_a_partial_while_its_download_lock_is_held_and_removes_it_afterwards(
+        yolohub_env):
+    layout = CacheLayout(yolohub_env)
+    layout.ensure()
+    sha = "ab" * 32
+    partial = layout.partial_path(sha, "ckpt")
+    partial.write_bytes(b"x" * 1000)
+    with download_lock(layout, sha, timeout=1, label="test"):
+        kept = _prune_in_another_process(yolohub_env)
+        assert partial.exists() and kept["removed"] == []
+        assert kept["kept"] == [f"{partial.name}: a download is in progress"]
+    gone = _prune_in_another_process(yolohub_env)
+    assert gone["removed"] == [str(partial)] and gone["freed"] == 1000 and not partial.exists()
+
+
+def test_dropping_an_owner_rewrites_the_record_and_deletes_it_once_nobody_is_left(yolohub_env):
+    layout = CacheLayout(yolohub_env)
+    sha = "cd" * 32
+    for owner in ("a@1", "b@1", "c@1"):
+        write_asset_record(layout, declared=sha[:8], sha256=sha, ext="ckpt", size=5,
+                           owner=owner, owner_info={"card": owner})
+    rec = read_asset_record(layout, sha[:8])
+    rest = drop_owner(layout, rec, "a@1")
+    assert rest is not None and sorted(rest.owners) == ["b@1", "c@1"]
+    assert read_asset_record(layout, sha[:8]) == rest and rest.owners["b@1"] == {"card": "b@1"}
+    assert drop_owner(layout, rest, "x@1") == rest  # not an owner: nothing changes
+    assert drop_owner(layout, drop_owner(layout, rest, "b@1"), "c@1") is None
+    assert read_asset_record(layout, sha[:8]) is None
+    assert not layout.asset_record_path(sha[:8]).exists()
+    write_asset_record(layout, declared=sha, sha256=sha, ext="ckpt", size=5, owner="a@1")
+    write_asset_record(layout, declared=sha, sha256=sha, ext="ckpt", size=5, owner="b@1")
+    assert drop_owner(layout, read_asset_record(layout, sha), None) is None  # None: every claim
+    assert not layout.asset_record_path(sha).exists()
+
+
+def test_small_json_side_files_read_as_a_dict_or_nothing(tmp_path):
+    f = tmp_path / "state.json"
+    assert read_json_dict(f) == {}  # absent
+    for text in ("[1, 2]", "{not json", "", '"text"'):
+        f.write_text(text)
+        assert read_json_dict(f) == {}, text
+    f.write_text('{"url": "https://h/x", "total": 3}')
+    assert read_json_dict(f) == {"url": "https://h/x", "total": 3}
+
+
 CHURN = """
     import os, sys, time
     from pathlib import Path
@@ -151,7 +200,7 @@ def test_listing_and_prune_tolerate_partials_that_vanish_while_they_look(tmp_pat
         while time.monotonic() < deadline:
             cache.listing()  # a FileNotFoundError here was the bug
             listings += 1
-            cache.prune()
+            cleanup.prune()
             prunes += 1
     finally:
         churn.wait(timeout=30)

@@ -18,9 +18,12 @@ from pathlib import Path
 import pytest
 from httpserver import install_socket_guard, make_random_file, serve_copy
 
-from hub.assets.cache import CacheLayout, safe_join
-from hub.assets.download import DownloadLock, check_free_space, fetch_file
-from hub.assets.http import candidate_urls, check_url, parse_retry_after
+from hub.assets.cache_layout import CacheLayout, safe_join
+from hub.assets.download import fetch_file
+from hub.assets.http import parse_retry_after
+from hub.assets.locks import download_lock
+from hub.assets.partial import check_free_space
+from hub.assets.urls import candidate_urls, check_url
 from hub.errors import (
     CacheError,
     ChecksumMismatchError,
@@ -463,7 +466,7 @@ def test_a_live_lock_holder_makes_waiters_time_out_naming_it(http_server, big_fi
     monkeypatch.setenv("YOLOHUB_LOCK_TIMEOUT", "0.3")
     layout = CacheLayout(yolohub_env)
     layout.ensure()
-    with DownloadLock(layout.lock_path(sha), timeout=1, label="holder"):
+    with download_lock(layout, sha, timeout=1, label="holder"):
         with pytest.raises(LockTimeoutError, match=f"pid {os.getpid()}"):
             fetch_file([url], sha256=sha, size=size)
     assert http_server.gets() == []
@@ -519,7 +522,7 @@ def test_disk_write_failure_is_a_cache_error_and_the_partial_stays_resumable(
 @pytest.mark.parametrize("env, tty, shown", [("0", True, False), ("1", False, True),
                                              ("auto", False, False), ("auto", True, True)])
 def test_progress_bars_follow_yolohub_progress_and_the_tty(monkeypatch, env, tty, shown):
-    from hub.assets.download import show_progress
+    from hub.assets.progress import show_progress
 
     monkeypatch.setenv("YOLOHUB_PROGRESS", env)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)

@@ -166,7 +166,8 @@ def test_rehash_from_the_cache_works_offline(served, monkeypatch):
 def test_public_functions_stay_callable_after_their_modules_are_imported():
     import importlib
 
-    for module in ("hub.assets.download", "hub.assets.files", "hub.assets.publish", "hub.assets.cache", "hub.assets.http"):
+    for module in ("hub.assets.download", "hub.assets.files", "hub.assets.publish", "hub.assets.cache",
+                   "hub.assets.cleanup", "hub.assets.locks", "hub.assets.records", "hub.assets.http"):
         importlib.import_module(module)
     for name in ("download", "verify", "rehash", "publish"):
         assert callable(getattr(hub, name)), name

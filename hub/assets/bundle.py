@@ -71,7 +71,7 @@ def pack(
 ) -> PackResult:
     """Write the cards of ``specs`` (``name`` or ``name@version``) and their verified
     checkpoints (downloaded first when not cached) into the tar file ``out``."""
-    from hub.assets.cache import file_extension
+    from hub.assets.cache_layout import file_extension
     from hub.assets.files import fetch_release
     from hub.assets.integrity import sha256_file
     from hub.cards.card import read_card_text

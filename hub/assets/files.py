@@ -1,8 +1,9 @@
 """Cards to verified files: ``download``, ``verify`` and ``rehash`` (the public asset API).
 
-This module joins the registry (which card, which asset) to the transfer and cache layers
-(:mod:`hub.assets.download`, :mod:`hub.assets.cache`, :mod:`hub.assets.integrity`).  It opens no connection itself;
-with offline mode on (``YOLOHUB_OFFLINE=1`` or ``offline=True``) nothing below it does either.
+This module joins the card catalog (which card, which asset) to the download job
+(:mod:`hub.assets.download`) and the cache records (:mod:`hub.assets.records`).  It opens no
+connection itself; with offline mode on (``YOLOHUB_OFFLINE=1`` or ``offline=True``)
+nothing below it does either.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hub.assets import cache as _cache
-from hub.assets.integrity import VerifyResult, is_weak, normalize_sha256, verify_file, write_atomic
+from hub.assets import records
+from hub.assets.cache_layout import CacheLayout, file_extension
+from hub.assets.integrity import VerifyResult, is_weak, normalize_sha256, verify_file
 from hub.errors import CacheError, HubError, InputDataError
 from hub.settings import Settings, get_settings
 
@@ -104,7 +106,7 @@ def download(
 
 
 def _check(
-    layout: _cache.CacheLayout,
+    layout: CacheLayout,
     path: Path,
     sha: str,
     expected: str,
@@ -114,7 +116,7 @@ def _check(
     label: str,
 ) -> VerifyResult:
     """Verify one blob named ``sha`` against ``expected``; keep its record in step."""
-    record = _cache.load_record(layout, sha)
+    record = records.load_record(layout, sha)
     if record is not None and record.sha256 != sha:
         record = None
     result, new_record = verify_file(
@@ -129,25 +131,25 @@ def _check(
         )
     if result.ok and new_record is not None:
         try:
-            _cache.store_record(layout, new_record)
+            records.store_record(layout, new_record)
         except OSError as exc:  # read-only shared cache: the verdict still stands
             log.debug("cannot store the verification record: %s", exc)
     elif result.status == "mismatch":
         # no longer trusted: the next download re-hashes it and quarantines it
         try:
-            _cache.drop_record(layout, sha)
+            records.drop_record(layout, sha)
         except OSError:
             pass
     return result
 
 
 def _verify_release(
-    release: Release, layout: _cache.CacheLayout, *, deep: bool
+    release: Release, layout: CacheLayout, *, deep: bool
 ) -> VerifyResult:
     asset = release.asset
     declared = normalize_sha256(asset.sha256, what="asset sha256")
-    ext = _cache.file_extension(asset.file_format)
-    found = _cache.locate(layout, declared, ext)
+    ext = file_extension(asset.file_format)
+    found = records.locate(layout, declared, ext)
     if found is None or not found[0].exists():
         partial = layout.partial_path(declared, ext)
         detail = "not downloaded yet; run `yolohub download " + release.id + "`"
@@ -162,12 +164,12 @@ def _verify_release(
     return _check(layout, path, sha, declared, size=asset.size, deep=deep, label=release.id)
 
 
-def _verify_cached_blobs(layout: _cache.CacheLayout, *, deep: bool) -> list[VerifyResult]:
+def _verify_cached_blobs(layout: CacheLayout, *, deep: bool) -> list[VerifyResult]:
     """Every blob in the cache, against its own name (and its cards' declared hashes)."""
     results = []
-    records = list(_cache.iter_asset_records(layout))
-    for sha, path in _cache._iter_blobs(layout):
-        recs = [r for r in records if r.sha256 == sha]
+    known = list(records.iter_asset_records(layout))
+    for sha, path in records.iter_blobs(layout):
+        recs = [r for r in known if r.sha256 == sha]
         owners = sorted({o for r in recs for o in r.owners})
         declared = [r.declared for r in recs]
         # Report a blob as weak when every card that uses it only pins a prefix.
@@ -193,7 +195,7 @@ def verify(
     ``deep`` re-hashes everything.  A mismatching file loses its record, so the next download
     re-hashes and replaces it.
     """
-    layout = _cache.CacheLayout.from_settings(get_settings())
+    layout = CacheLayout.from_settings(get_settings())
     results: list[VerifyResult] = []
     for spec in specs:
         results.append(_verify_release(release_for(spec, cards_dirs=cards_dirs), layout, deep=deep))
@@ -278,20 +280,14 @@ def rehash(
 
 def _adopt_full_hash(release: Release, result: DownloadResult) -> None:
     """Move the cache's ownership record of ``release`` from the prefix to the full digest."""
-    layout = _cache.CacheLayout.from_settings(get_settings())
-    ext = _cache.file_extension(release.asset.file_format)
+    layout = CacheLayout.from_settings(get_settings())
+    ext = file_extension(release.asset.file_format)
     try:
-        old = _cache.read_asset_record(layout, result.declared)
+        old = records.read_asset_record(layout, result.declared)
         info = dict(old.owners.get(release.id, {})) if old else {}
-        _cache.write_asset_record(layout, declared=result.sha256, sha256=result.sha256, ext=ext,
+        records.write_asset_record(layout, declared=result.sha256, sha256=result.sha256, ext=ext,
                                   size=result.size, owner=release.id, owner_info=info)
         if old is not None:
-            rest = {k: v for k, v in old.owners.items() if k != release.id}
-            path = layout.asset_record_path(result.declared)
-            if rest:
-                write_atomic(path, _cache.AssetRecord(old.declared, old.sha256, old.ext,
-                                                      old.size, rest).to_json())
-            else:
-                path.unlink(missing_ok=True)
+            records.drop_owner(layout, old, release.id)
     except OSError as exc:  # a read-only cache: the card is updated, the records lag behind
         log.debug("cannot update the cache records after rehash: %s", exc)

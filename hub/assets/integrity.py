@@ -194,6 +194,19 @@ def write_atomic(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def read_json_dict(path: str | os.PathLike) -> dict:
+    """The JSON object stored at ``path``, or ``{}`` when it is absent, unreadable or not an object.
+
+    For the cache's small side files (lock owners, resume state, quarantine notes), where a
+    missing or damaged file only means "nothing known".
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     """Outcome of checking one file against an expected digest.

@@ -6,43 +6,50 @@ card's ``asset-link`` is ``base_url`` + the file's path inside the store (a ``fi
 base URL is given).  The card goes to ``<registry>/<name>/<version>.md`` and pins the full
 sha256 and byte size.  Nothing is written until the bytes are hashed, the card validates and
 (``check_load``) the checkpoint loads strictly into the architecture; the copy and the card each
-appear with one rename.
+appear with one rename.  The argument checks are :mod:`hub.assets.publish_checks`; copying into
+and placing in the store is :mod:`hub.assets.store_write`; this module composes the card.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import logging
 import os
-import re
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from hub.assets.integrity import CHUNK_SIZE, write_atomic
+from hub.assets.integrity import write_atomic
+from hub.assets.publish_checks import arch_spec as _arch_spec  # the name _front_matter uses
+from hub.assets.publish_checks import (
+    card_arch_args,
+    check_claim,
+    check_identity,
+    check_people,
+    checkpoint_format,
+    existing_card,
+)
+from hub.assets.store_write import (
+    STORE_LOCK,
+    asset_name,
+    check_base_url,
+    copy_hashing,
+    missing_dirs,
+    place,
+)
 from hub.cards.card import Card, load_card, parse_card, render_card
 from hub.errors import (
-    ArchitectureNotFoundError,
     BindingError,
     CardValidationError,
     CheckpointError,
     CheckpointMismatchError,
     PublishConflictError,
     PublishError,
-    UnsafeURLError,
 )
 
 log = logging.getLogger(__name__)
-
-_IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # used with fullmatch
-_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}")
-_ARCH_ARGS = ("num_classes", "img_size", "depth_multiple", "width_multiple")
-_FORMATS = ("ckpt", "mindir", "air", "onnx", "om")
 
 
 @dataclass(frozen=True)
@@ -92,27 +99,22 @@ def publish(
     registry = Path(registry)
     store = Path(store)
     version = str(version)
-    _check_identity(src, name, version, arch)
-    people = _people(author=author, license=license)
-    _check_claim(claimed)
-    file_format = src.suffix.lstrip(".").lower() or "ckpt"
-    if file_format not in _FORMATS:
-        raise PublishError(
-            f"{src}: expected a checkpoint file ending in one of "
-            f"{', '.join('.' + f for f in _FORMATS)}, found {src.suffix or 'no suffix'!r}"
-        )
-    args = _arch_args(arch, arch_args, class_names)
+    check_identity(src, name, version, arch)
+    people = check_people(author=author, license=license)
+    check_claim(claimed)
+    file_format = checkpoint_format(src)
+    args = card_arch_args(arch, arch_args, class_names)
     names = _class_names(class_names, args.get("num_classes"))
     protocol = _protocol(eval_protocol, names, args)
     if base_url is not None:
-        _check_base_url(base_url)
+        check_base_url(base_url)
 
     from filelock import FileLock
 
     registry.mkdir(parents=True, exist_ok=True)
     store.mkdir(parents=True, exist_ok=True)
     with FileLock(str(registry / ".publish.lock")):
-        existing = _existing(registry, name, version)
+        existing = existing_card(registry, name, version)
         card_path = registry / name / f"{version}.md"
         if existing is not None:
             path, valid = existing
@@ -130,11 +132,11 @@ def publish(
                 )
             card_path = path
         rel_dir = Path(name) / version
-        made = _missing_dirs(store, rel_dir)
+        made = missing_dirs(store, rel_dir)
         tmp = None
         try:
-            tmp, sha, size = _copy_hashing(src, store / rel_dir, file_format)
-            asset_rel = _asset_name(store, rel_dir, name, version, sha, file_format)
+            tmp, sha, size = copy_hashing(src, store / rel_dir, file_format)
+            asset_rel = asset_name(store, rel_dir, name, version, sha, file_format)
             asset_path = store / asset_rel
             url = _link(asset_rel, asset_path, base_url)
             front = _front_matter(
@@ -151,7 +153,7 @@ def publish(
             report = _check_load(tmp, arch, args) if check_load else None
             # the store lock keeps `yolohub store gc` from seeing the file before its card
             with FileLock(str(store / STORE_LOCK)):
-                _place(tmp, asset_path, sha)
+                place(tmp, asset_path, sha)
                 card_path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(card_path, text)
         except BaseException:
@@ -180,150 +182,6 @@ def _reindex(registry: Path) -> None:
     except (HubError, OSError) as exc:  # the card is published; say how to finish the index
         log.warning("published, but the registry index was not updated (%s); run "
                     "'yolohub index %s'", exc, registry)
-
-
-STORE_LOCK = ".yolohub-store.lock"
-
-
-def _missing_dirs(store: Path, rel_dir: Path) -> list[Path]:
-    """The directories of ``store / rel_dir`` that do not exist yet, outermost first."""
-    out, d = [], store / rel_dir
-    while d != store and not d.exists():
-        out.append(d)
-        d = d.parent
-    return out[::-1]
-
-
-def _asset_name(store: Path, rel_dir: Path, name: str, version: str, sha: str, ext: str) -> Path:
-    """The store path for these bytes: ``<name>-<version>-<sha8>.<ext>``, or the full sha256
-    when another file already holds the 8-digit name (never a name that holds other bytes)."""
-    from hub.assets.integrity import sha256_file
-
-    for digits in (8, 64):
-        rel = rel_dir / f"{name}-{version}-{sha[:digits]}.{ext}"
-        path = store / rel
-        if not path.exists() or (path.is_file() and sha256_file(path) == sha):
-            return rel
-    raise PublishError(f"{store / rel_dir} holds other files under the names of sha256 {sha}; "
-                       "the store looks tampered with, choose another --store")
-
-
-def _place(tmp: Path, target: Path, sha: str) -> None:
-    """Move ``tmp`` to ``target`` without ever replacing a file already there.
-
-    A hard link fails if ``target`` exists, so a concurrent publisher's file (or an earlier
-    publish of the same bytes) survives; identical bytes are simply reused.
-    """
-    from hub.assets.integrity import sha256_file
-
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        if sha256_file(target) != sha:
-            raise PublishError(f"{target} appeared meanwhile with other bytes; publish again") from None
-    except OSError:  # a file system without hard links
-        if target.exists():
-            if sha256_file(target) != sha:
-                raise PublishError(f"{target} appeared meanwhile with other bytes; publish "
-                                   "again") from None
-        else:
-            os.replace(tmp, target)
-    tmp.unlink(missing_ok=True)
-
-
-# --- checks ------------------------------------------------------------------------------------
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _check_claim(claimed) -> None:
-    import math
-
-    if claimed is None:
-        return
-    try:
-        value = float(claimed)
-    except (TypeError, ValueError):
-        raise PublishError(f"claimed must be a number in [0, 100], found {claimed!r}") from None
-    if not math.isfinite(value) or not 0 <= value <= 100:
-        raise PublishError(f"claimed must be a finite number in [0, 100] (percent), found {claimed}")
-
-
-def _people(*, author: str | None, license: str | None) -> dict[str, str]:  # noqa: A002
-    """The card's ``author`` / ``license`` fields: one line of text each, only when given."""
-    out = {}
-    for key, value in (("author", author), ("license", license)):
-        if value is None:
-            continue
-        if not isinstance(value, str) or not value.strip() or _CONTROL.search(value):
-            raise PublishError(f"--{key} {value!r}: expected one line of text")
-        out[key] = value.strip()
-    return out
-
-
-def _check_identity(src: Path, name: str, version: str, arch: str) -> None:
-    if not src.is_file():
-        what = "is a directory" if src.is_dir() else "does not exist"
-        raise PublishError(f"checkpoint {src} {what}; pass the path of a checkpoint file")
-    if src.stat().st_size == 0:
-        raise PublishError(f"checkpoint {src} is empty (0 bytes); nothing to publish")
-    if not _safe(_IDENT, name):
-        raise PublishError(
-            f"model name {name!r} is not usable: expected letters, digits, '_', '.' or '-' "
-            "(starting with a letter or digit, no '..', at most 128 characters)"
-        )
-    if not _safe(_VERSION, version):
-        raise PublishError(
-            f"version {version!r} is not usable: expected something like 1.0, 2.5 or 910v2 "
-            "(letters, digits, '_', '.', '+', '-'; no '..')"
-        )
-    if not _safe(_IDENT, arch):
-        raise PublishError(f"architecture {arch!r} is not a registered architecture name")
-
-
-def _safe(pattern: re.Pattern, text) -> bool:
-    """``text`` is wholly made of the pattern's safe characters (no final newline) and no '..'."""
-    return isinstance(text, str) and pattern.fullmatch(text) is not None and ".." not in text
-
-
-def _arch_spec(arch: str):
-    """The yolomodels spec of ``arch``, or None when yolomodels cannot be imported."""
-    try:
-        from yolomodels.errors import UnknownArchitectureError
-        from yolomodels.registry import get_arch
-    except ImportError:
-        return None
-    try:
-        return get_arch(arch)
-    except UnknownArchitectureError as exc:
-        raise ArchitectureNotFoundError(str(exc)) from None
-
-
-def _arch_args(arch: str, given: Mapping[str, Any] | None, class_names) -> dict[str, Any]:
-    """The card's architecture args: the builder's defaults overlaid with ``given``."""
-    given = dict(given or {})
-    unknown = sorted(set(given) - set(_ARCH_ARGS))
-    if unknown:
-        raise PublishError(
-            f"unknown architecture argument(s) {', '.join(unknown)}; cards accept "
-            f"{', '.join(_ARCH_ARGS)}"
-        )
-    spec = _arch_spec(arch)
-    args: dict[str, Any] = {}
-    if spec is not None:
-        args.update({k: v for k, v in spec.defaults.items() if k in _ARCH_ARGS})
-    args.update(given)
-    if "num_classes" not in given and class_names not in (None, "coco80"):
-        args["num_classes"] = len(class_names)
-    if spec is not None:
-        from yolomodels.errors import ArchitectureArgumentError
-
-        try:
-            spec.check_args(args)
-        except ArchitectureArgumentError as exc:
-            raise BindingError(str(exc)) from None
-    return {k: args[k] for k in _ARCH_ARGS if k in args}
 
 
 def _class_names(class_names, num_classes: int | None):
@@ -370,74 +228,10 @@ def _protocol(protocol, names, args) -> dict[str, Any]:
     return {**defaults, **{str(k).replace("_", "-"): v for k, v in protocol.items()}}
 
 
-def _check_base_url(base_url: str) -> None:
-    from hub.assets.http import check_url
-
-    try:
-        check_url(base_url.rstrip("/") + "/")
-    except UnsafeURLError as exc:
-        raise PublishError(f"--base-url {base_url!r} cannot be used: {exc}") from None
-
-
 def _link(rel: Path, path: Path, base_url: str | None) -> str:
     if base_url is None:
         return path.resolve().as_uri()
     return base_url.rstrip("/") + "/" + quote(rel.as_posix())
-
-
-def _existing(registry: Path, name: str, version: str) -> tuple[Path, bool] | None:
-    """(card file, valid?) already holding ``name@version`` in ``registry``, if any.
-
-    ``<registry>/<name>/<version>.md`` counts whatever it holds: a card there that does not
-    validate is still someone's file.
-    """
-    from hub.cards.catalog import card_files
-
-    canonical = registry / name / f"{version}.md"
-    for path in card_files(registry):
-        try:
-            card = load_card(path)
-        except Exception:  # noqa: BLE001 - an unreadable card is no reason to fail here
-            if path == canonical:
-                return path, False
-            continue
-        if card.name == name and any(a.version == version for a in card.assets):
-            return path, True
-    if os.path.lexists(canonical):
-        return canonical, False
-    return None
-
-
-# --- writing -------------------------------------------------------------------------------------
-
-
-def _copy_hashing(src: Path, directory: Path, ext: str) -> tuple[Path, str, int]:
-    """Copy ``src`` into a temporary file in ``directory``, hashing the bytes as they pass."""
-    directory.mkdir(parents=True, exist_ok=True)
-    need = src.stat().st_size
-    free = shutil.disk_usage(directory).free
-    if need > free:
-        raise PublishError(
-            f"not enough space in {directory}: the checkpoint needs {need} bytes, {free} are "
-            "free; free some space or choose another --store"
-        )
-    fd, name = tempfile.mkstemp(prefix=".publish-", suffix=f".{ext}", dir=directory)
-    tmp = Path(name)
-    h = hashlib.sha256()
-    n = 0
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            while chunk := f.read(CHUNK_SIZE):
-                h.update(chunk)
-                out.write(chunk)
-                n += len(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp, h.hexdigest(), n
 
 
 def _mindspore_version() -> str | None:

@@ -88,7 +88,8 @@ def publish_asset(
     ``batch`` give a MindIR file's input shape (an ONNX file says its own); ``verification``
     skips re-checking a file ``hub.export`` has just verified.
     """
-    from hub.assets.publish import _check_base_url, _copy_hashing, _link
+    from hub.assets.publish import _link
+    from hub.assets.store_write import check_base_url, copy_hashing
     from hub.tasks.load import _release
 
     src = Path(file)
@@ -108,7 +109,7 @@ def publish_asset(
     card = release.card
     _check_owned(release)
     if base_url is not None:
-        _check_base_url(base_url)
+        check_base_url(base_url)
     store_dir, base = _store_and_base(release, store, base_url)
 
     if verification is None:
@@ -135,7 +136,7 @@ def publish_asset(
                 f"{card.path} already lists a {fmt} asset for {release.id}; pass --force "
                 "(force=True) to replace it"
             )
-        tmp, sha, size = _copy_hashing(src, store_dir / rel_dir, fmt)
+        tmp, sha, size = copy_hashing(src, store_dir / rel_dir, fmt)
         asset_rel = rel_dir / f"{card.name}-{release.asset.version}-{sha[:8]}.{fmt}"
         asset_path = store_dir / asset_rel
         try:

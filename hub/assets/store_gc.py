@@ -56,7 +56,7 @@ def gc_store(
     """
     from filelock import FileLock
 
-    from hub.assets.publish import STORE_LOCK
+    from hub.assets.store_write import STORE_LOCK
 
     store = Path(store)
     registries = [Path(r) for r in registries]

@@ -189,7 +189,7 @@ class RemoteRegistry:
 
     def card_path(self, entry: dict) -> Path:
         """A verified local copy of the card ``entry`` names, fetched when not cached."""
-        from hub.assets.cache import safe_join
+        from hub.assets.cache_layout import safe_join
         from hub.assets.http import TransientError, get_document
         from hub.assets.integrity import write_atomic
 

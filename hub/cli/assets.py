@@ -144,7 +144,7 @@ def register(sub) -> None:
 
 
 def _size(n: int | None) -> str:
-    from hub.assets.download import human_bytes
+    from hub.assets.progress import human_bytes
 
     return "?" if n is None else human_bytes(n)
 
@@ -266,7 +266,7 @@ def _print_removal(removal, verb: str, json_out: bool) -> None:
 
 
 def cmd_cache_rm(args: argparse.Namespace) -> int:
-    from hub.assets.cache import remove_asset
+    from hub.assets.cleanup import remove_asset
     from hub.assets.files import release_for
 
     release = release_for(args.name, cards_dirs=args.cards)
@@ -276,7 +276,7 @@ def cmd_cache_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_cache_prune(args: argparse.Namespace) -> int:
-    from hub.assets.cache import prune
+    from hub.assets.cleanup import prune
 
     _print_removal(prune(partial_age=args.partial_age, compiled=args.compiled), "cache prune",
                    args.json)

@@ -30,7 +30,7 @@ def register(sub) -> None:
 
 
 def cmd_store_gc(args: argparse.Namespace) -> int:
-    from hub.assets.download import human_bytes
+    from hub.assets.progress import human_bytes
     from hub.assets.store_gc import gc_store
 
     r = gc_store(args.store, registries=args.registry, dry_run=args.dry_run)

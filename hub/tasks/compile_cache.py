@@ -30,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from hub.assets.cache import Removal
+from hub.assets.cleanup import Removal
 from hub.settings import Settings, get_settings
 
 log = logging.getLogger("hub")
