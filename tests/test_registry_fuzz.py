@@ -33,9 +33,21 @@ def one_line_error(capsys, code: int) -> None:
 @FUZZ
 @given(st.text(max_size=40))
 def test_search_any_text(capsys, text):
-    code = main(["search", text or " "])
+    # "--" ends the options, so a text such as "-:" is searched for rather than read as an option
+    code = main(["search", "--", text or " "])
     one_line_error(capsys, code)
     assert code in (0, 9)
+
+
+def test_search_text_that_looks_like_an_option_is_a_usage_error(capsys):
+    try:
+        main(["search", "-:"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    else:
+        raise AssertionError("'-:' was taken as search text instead of an unknown option")
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "yolohub search" in err
 
 
 @FUZZ
