@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 _IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # used with fullmatch
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}")
-_ARCH_ARGS = ("num_classes", "img_size", "depth_multiple", "width_multiple")
 _FORMATS = ("ckpt", "mindir", "air", "onnx", "om")
 
 
@@ -288,12 +287,10 @@ def _safe(pattern: re.Pattern, text) -> bool:
 
 
 def _arch_spec(arch: str):
-    """The yolomodels spec of ``arch``, or None when yolomodels cannot be imported."""
-    try:
-        from yolomodels.errors import UnknownArchitectureError
-        from yolomodels.registry import get_arch
-    except ImportError:
-        return None
+    """The yolomodels spec of ``arch``: its argument names, defaults and head parameters."""
+    from yolomodels.errors import UnknownArchitectureError
+    from yolomodels.registry import get_arch
+
     try:
         return get_arch(arch)
     except UnknownArchitectureError as exc:
@@ -302,28 +299,26 @@ def _arch_spec(arch: str):
 
 def _arch_args(arch: str, given: Mapping[str, Any] | None, class_names) -> dict[str, Any]:
     """The card's architecture args: the builder's defaults overlaid with ``given``."""
+    from yolomodels.errors import ArchitectureArgumentError
+
     given = dict(given or {})
-    unknown = sorted(set(given) - set(_ARCH_ARGS))
+    spec = _arch_spec(arch)
+    accepted = spec.arg_names
+    unknown = sorted(set(given) - set(accepted))
     if unknown:
         raise PublishError(
-            f"unknown architecture argument(s) {', '.join(unknown)}; cards accept "
-            f"{', '.join(_ARCH_ARGS)}"
+            f"unknown architecture argument(s) {', '.join(unknown)}; architecture {arch!r} "
+            f"accepts {', '.join(accepted)}"
         )
-    spec = _arch_spec(arch)
-    args: dict[str, Any] = {}
-    if spec is not None:
-        args.update({k: v for k, v in spec.defaults.items() if k in _ARCH_ARGS})
+    args: dict[str, Any] = {k: v for k, v in spec.defaults.items() if k in accepted}
     args.update(given)
     if "num_classes" not in given and class_names not in (None, "coco80"):
         args["num_classes"] = len(class_names)
-    if spec is not None:
-        from yolomodels.errors import ArchitectureArgumentError
-
-        try:
-            spec.check_args(args)
-        except ArchitectureArgumentError as exc:
-            raise BindingError(str(exc)) from None
-    return {k: args[k] for k in _ARCH_ARGS if k in args}
+    try:
+        spec.check_args(args)
+    except ArchitectureArgumentError as exc:
+        raise BindingError(str(exc)) from None
+    return {k: args[k] for k in accepted if k in args}
 
 
 def _class_names(class_names, num_classes: int | None):
@@ -464,7 +459,7 @@ def _front_matter(*, name, version, arch, args, names, protocol, sha, size, url,
     if claimed is not None:
         asset["claimed"] = round(float(claimed), 4)
     architecture: dict[str, Any] = {"name": arch, "args": dict(args)}
-    if spec is not None and spec.head_params:
+    if spec.head_params:
         architecture["head-params"] = list(spec.head_params)
     fm: dict[str, Any] = {
         "format": "yolohub/1",
