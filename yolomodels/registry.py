@@ -3,6 +3,11 @@
 The registry itself never imports MindSpore; the built-in builders live in
 :mod:`yolomodels.archs`, whose functions import the network modules only when called.  So
 listing architectures and checking a card's arguments against a builder stay cheap.
+
+This is where the hub asks about architectures instead of spelling their facts itself: the
+builder's argument names and types (:attr:`ArchSpec.arg_names`, :func:`arg_types`), its defaults,
+and the class-dependent parameters (:attr:`ArchSpec.head_params`; the built-ins derive them from
+the layer graph, which imports MindSpore, on first use).
 """
 
 from __future__ import annotations
