@@ -19,8 +19,8 @@ import pytest
 
 from hub.cli import main
 from hub.errors import InputDataError
-from yolomodels.data.images import MAX_IMAGE_PIXELS, image_size
 from yolomodels.errors import ImageReadError
+from yolomodels.images import MAX_IMAGE_PIXELS, image_size
 
 
 def png_declaring(path: Path, width: int, height: int) -> Path:

@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointReadError",
     "DatasetError",
     "ImageReadError",
+    "ImageSizeError",
     "RecipeError",
     "UnknownArchitectureError",
     "YoloModelsError",
@@ -32,6 +33,10 @@ class UnknownArchitectureError(YoloModelsError, LookupError):
 
 class ArchitectureArgumentError(YoloModelsError, ValueError):
     """Arguments given to an architecture builder are unknown or out of range."""
+
+
+class ImageSizeError(ArchitectureArgumentError):
+    """An input size is not a positive multiple of the networks' largest stride."""
 
 
 class CheckpointReadError(YoloModelsError, ValueError):

@@ -39,6 +39,7 @@ __all__ = [
     "Scale",
     "UpsampleRow",
     "init_weights",
+    "last_row_prefix",
 ]
 
 
@@ -185,6 +186,13 @@ class LayerGraph(nn.Cell):
             count = sum(int(math.prod(p.shape)) for p in cell.get_parameters())
             out.append(f"{i:>4} {src!s:>16} {n:>3} {kind:<16} {c_out:>6} {count:>10}")
         return "\n".join(out)
+
+
+def last_row_prefix(rows: Sequence[Row]) -> str:
+    """Parameter-name prefix, inside a :class:`LayerGraph`, of the cell built from the last row."""
+    if not rows:
+        raise ValueError("a layer graph needs at least one row")
+    return f"model.{len(rows) - 1}"
 
 
 def init_weights(net: nn.Cell) -> None:

@@ -1,5 +1,9 @@
 """YOLOv3 and YOLOv4 detection heads: one 1x1 conv per level plus the anchor decode (fact sheet §2).
 
+Strides and anchors come from :mod:`yolomodels.levels`; each head keeps the levels it was built
+with as ``levels``, which the losses read, and says which of its parameters depend on the class
+count (:data:`CLASS_PARAMS`, the per-level convs ``m``).
+
 Channel ``c`` of a level's conv output belongs to anchor ``c // (5 + nc)`` and field
 ``c % (5 + nc)`` (box 0-3, objectness 4, classes 5...).  In eval mode both heads return one
 decoded tensor ``(B, N, 5 + nc)``: centre x, centre y, width, height in input pixels, then
@@ -15,8 +19,20 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
+from yolomodels.levels import (
+    NUM_ANCHORS,
+    V3_ANCHORS,
+    V3_LEVELS,
+    V3_STRIDES,
+    V4_LEVELS,
+    Level,
+    V4Level,
+)
+
 __all__ = [
+    "CLASS_PARAMS",
     "V3_ANCHORS",
+    "V3_LEVELS",
     "V3_STRIDES",
     "V4_LEVELS",
     "V3HeadRow",
@@ -26,33 +42,8 @@ __all__ = [
     "YOLOv4Head",
 ]
 
-NUM_ANCHORS = 3
-
-V3_STRIDES = (8, 16, 32)
-V3_ANCHORS = (
-    ((10, 13), (16, 30), (33, 23)),
-    ((30, 61), (62, 45), (59, 119)),
-    ((116, 90), (156, 198), (373, 326)),
-)
-"""Pixel anchors per level, strides 8, 16, 32."""
-
-
-@dataclass(frozen=True)
-class V4Level:
-    """One YOLOv4 output level: stride, pixel anchors and the scale_x_y grid-sensitivity trick."""
-
-    stride: int
-    anchors: tuple[tuple[int, int], ...]
-    scale_xy: float
-    offset: float
-
-
-V4_LEVELS = (
-    V4Level(32, ((142, 110), (192, 243), (459, 401)), 1.05, 0.025),
-    V4Level(16, ((36, 75), (76, 55), (72, 146)), 1.1, 0.05),
-    V4Level(8, ((12, 16), (19, 36), (40, 28)), 1.2, 0.1),
-)
-"""Levels in head-input (= output) order: stride 32, 16, 8."""
+CLASS_PARAMS = "m.*"
+"""fnmatch pattern, relative to a head, of the parameters whose shape depends on the class count."""
 
 
 def _grid(h: int, w: int):
@@ -76,19 +67,15 @@ class YOLOv3Head(nn.Cell):
     """
 
     def __init__(
-        self,
-        num_classes: int,
-        ch: tuple[int, ...],
-        *,
-        anchors: tuple = V3_ANCHORS,
-        strides: tuple[int, ...] = V3_STRIDES,
+        self, num_classes: int, ch: tuple[int, ...], *, levels: tuple[Level, ...] = V3_LEVELS
     ):
         super().__init__()
         self.nc = num_classes
         self.no = num_classes + 5
-        self.nl = len(strides)
-        px = np.asarray(anchors, np.float32).reshape(self.nl, NUM_ANCHORS, 2)
-        st = np.asarray(strides, np.int32)
+        self.nl = len(levels)
+        self.levels = tuple(levels)
+        px = np.asarray([lv.anchors for lv in levels], np.float32).reshape(self.nl, NUM_ANCHORS, 2)
+        st = np.asarray([lv.stride for lv in levels], np.int32)
         self.stride = Parameter(Tensor(st), name="stride", requires_grad=False)
         self.anchors = Parameter(
             Tensor(px / st.astype(np.float32)[:, None, None]), name="anchors", requires_grad=False
@@ -135,11 +122,14 @@ class YOLOv4Head(nn.Cell):
     boxes normalised to [0, 1] of the input.  No Parameters besides the convs.
     """
 
-    def __init__(self, num_classes: int, ch: tuple[int, ...], *, levels: tuple = V4_LEVELS):
+    def __init__(
+        self, num_classes: int, ch: tuple[int, ...], *, levels: tuple[V4Level, ...] = V4_LEVELS
+    ):
         super().__init__()
         self.nc = num_classes
         self.no = num_classes + 5
         self.nl = len(levels)
+        self.levels = tuple(levels)
         self.strides = tuple(lv.stride for lv in levels)
         self.scales = tuple(lv.scale_xy for lv in levels)
         self.offsets = tuple(lv.offset for lv in levels)

@@ -3,6 +3,11 @@
 The registry itself never imports MindSpore; the built-in builders live in
 :mod:`yolomodels.archs`, whose functions import the network modules only when called.  So
 listing architectures and checking a card's arguments against a builder stay cheap.
+
+This is where the hub asks about architectures instead of spelling their facts itself: the
+builder's argument names and types (:attr:`ArchSpec.arg_names`, :func:`arg_types`), its defaults,
+and the class-dependent parameters (:attr:`ArchSpec.head_params`; the built-ins derive them from
+the layer graph, which imports MindSpore, on first use).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -18,7 +23,7 @@ from typing import Any
 from yolomodels.errors import ArchitectureArgumentError, UnknownArchitectureError
 from yolomodels.runtime import check_fast_path
 
-__all__ = ["ArchSpec", "build", "get_arch", "list_archs", "register_arch"]
+__all__ = ["ArchSpec", "arg_types", "build", "get_arch", "list_archs", "register_arch"]
 
 
 @dataclass(frozen=True)
@@ -27,12 +32,18 @@ class ArchSpec:
 
     name: str
     builder: Callable[..., Any]
-    head_params: tuple[str, ...]
-    """fnmatch patterns of the parameters that depend on the class count (dropped on fine-tune)."""
+    head_source: tuple[str, ...] | Callable[[], Sequence[str]]
+    """The patterns of :attr:`head_params`, or a function deriving them (called when asked)."""
     defaults: Mapping[str, Any] = field(default_factory=dict)
     """Builder arguments used when neither the card nor the caller gives them."""
     module: str = ""
     summary: str = ""
+
+    @property
+    def head_params(self) -> tuple[str, ...]:
+        """fnmatch patterns of the parameters that depend on the class count (dropped on fine-tune)."""
+        src = self.head_source
+        return tuple(src() if callable(src) else src)
 
     @property
     def arg_names(self) -> tuple[str, ...]:
@@ -41,6 +52,16 @@ class ArchSpec:
         return tuple(
             p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         )
+
+    @property
+    def arg_types(self) -> dict[str, type]:
+        """Keyword arguments the builder accepts, each with the type of its default (else str)."""
+        params = inspect.signature(self.builder).parameters
+        return {
+            name: str if params[name].default is inspect.Parameter.empty
+            else type(params[name].default)
+            for name in self.arg_names
+        }
 
     def check_args(self, args: Mapping[str, Any]) -> None:
         """Raise :class:`ArchitectureArgumentError` if the builder does not accept ``args``."""
@@ -70,10 +91,15 @@ _BUILTINS_LOADED = False
 def register_arch(
     name: str,
     *,
-    head_params: tuple[str, ...] | list[str] = (),
+    head_params: Sequence[str] | Callable[[], Sequence[str]] = (),
     defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering a network builder under ``name``; a duplicate name raises."""
+    """Decorator registering a network builder under ``name``; a duplicate name raises.
+
+    ``head_params`` are fnmatch patterns of the class-dependent parameters, or a function that
+    derives them (the built-ins derive them from the layer graph, which needs MindSpore, so only
+    when asked).
+    """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
@@ -85,7 +111,7 @@ def register_arch(
         spec = ArchSpec(
             name=name,
             builder=fn,
-            head_params=tuple(head_params),
+            head_source=head_params if callable(head_params) else tuple(head_params),
             defaults=MappingProxyType(dict(defaults or {})),
             module=fn.__module__,
             summary=doc.splitlines()[0] if doc else "",
@@ -111,6 +137,18 @@ def list_archs(pattern: str | None = None) -> list[str]:
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     return names
+
+
+def arg_types() -> dict[str, type]:
+    """Every registered builder's keyword arguments with their types, in order of first appearance.
+
+    Front ends (the CLI's ``publish`` flags) offer these instead of spelling the names.
+    """
+    out: dict[str, type] = {}
+    for name in list_archs():
+        for arg, kind in _REGISTRY[name].arg_types.items():
+            out.setdefault(arg, kind)
+    return out
 
 
 def get_arch(name: str) -> ArchSpec:

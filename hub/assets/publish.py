@@ -258,7 +258,7 @@ def _front_matter(*, name, version, arch, args, names, protocol, sha, size, url,
     if claimed is not None:
         asset["claimed"] = round(float(claimed), 4)
     architecture: dict[str, Any] = {"name": arch, "args": dict(args)}
-    if spec is not None and spec.head_params:
+    if spec.head_params:
         architecture["head-params"] = list(spec.head_params)
     fm: dict[str, Any] = {
         "format": "yolohub/1",

@@ -21,7 +21,6 @@ from hub.errors import ArchitectureNotFoundError, BindingError, PublishError
 _IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")  # used with fullmatch
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+\-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-ARCH_ARGS = ("num_classes", "img_size", "depth_multiple", "width_multiple")
 FORMATS = ("ckpt", "mindir", "air", "onnx", "om")
 
 
@@ -87,12 +86,10 @@ def check_claim(claimed) -> None:
 
 
 def arch_spec(arch: str):
-    """The yolomodels spec of ``arch``, or None when yolomodels cannot be imported."""
-    try:
-        from yolomodels.errors import UnknownArchitectureError
-        from yolomodels.registry import get_arch
-    except ImportError:
-        return None
+    """The yolomodels spec of ``arch``: its argument names, defaults and head parameters."""
+    from yolomodels.errors import UnknownArchitectureError
+    from yolomodels.registry import get_arch
+
     try:
         return get_arch(arch)
     except UnknownArchitectureError as exc:
@@ -101,28 +98,26 @@ def arch_spec(arch: str):
 
 def card_arch_args(arch: str, given: Mapping[str, Any] | None, class_names) -> dict[str, Any]:
     """The card's architecture args: the builder's defaults overlaid with ``given``."""
+    from yolomodels.errors import ArchitectureArgumentError
+
     given = dict(given or {})
-    unknown = sorted(set(given) - set(ARCH_ARGS))
+    spec = arch_spec(arch)
+    accepted = spec.arg_names
+    unknown = sorted(set(given) - set(accepted))
     if unknown:
         raise PublishError(
-            f"unknown architecture argument(s) {', '.join(unknown)}; cards accept "
-            f"{', '.join(ARCH_ARGS)}"
+            f"unknown architecture argument(s) {', '.join(unknown)}; architecture {arch!r} "
+            f"accepts {', '.join(accepted)}"
         )
-    spec = arch_spec(arch)
-    args: dict[str, Any] = {}
-    if spec is not None:
-        args.update({k: v for k, v in spec.defaults.items() if k in ARCH_ARGS})
+    args: dict[str, Any] = {k: v for k, v in spec.defaults.items() if k in accepted}
     args.update(given)
     if "num_classes" not in given and class_names not in (None, "coco80"):
         args["num_classes"] = len(class_names)
-    if spec is not None:
-        from yolomodels.errors import ArchitectureArgumentError
-
-        try:
-            spec.check_args(args)
-        except ArchitectureArgumentError as exc:
-            raise BindingError(str(exc)) from None
-    return {k: args[k] for k in ARCH_ARGS if k in args}
+    try:
+        spec.check_args(args)
+    except ArchitectureArgumentError as exc:
+        raise BindingError(str(exc)) from None
+    return {k: args[k] for k in accepted if k in args}
 
 
 def existing_card(registry: Path, name: str, version: str) -> tuple[Path, bool] | None:

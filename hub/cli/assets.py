@@ -107,10 +107,9 @@ def register(sub) -> None:
                    help="with --asset: the batch a MindIR file was exported for (default 1)")
     p.add_argument("--base-url", metavar="URL",
                    help="URL at which the store directory is served (https, or http on loopback)")
-    p.add_argument("--num-classes", type=int)
-    p.add_argument("--img-size", type=int)
-    p.add_argument("--depth-multiple", type=float)
-    p.add_argument("--width-multiple", type=float)
+    for arg, kind in _arch_arg_types().items():  # --num-classes, --img-size, ...
+        p.add_argument(f"--{arg.replace('_', '-')}", dest=arg, type=kind,
+                       help=f"architecture argument {arg} (default: the architecture's)")
     p.add_argument("--class-names", metavar="NAMES|FILE",
                    help="comma-separated class names, a file with one name per line, or coco80")
     p.add_argument("--protocol", action="append", default=[], metavar="KEY=VALUE",
@@ -343,6 +342,13 @@ def _recipe(path: Path | None) -> dict | None:
     return json.loads(json.dumps(data, default=str))
 
 
+def _arch_arg_types() -> dict[str, type]:
+    """The registered architectures' builder arguments (yolomodels owns their names)."""
+    from yolomodels.registry import arg_types
+
+    return arg_types()
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     from hub.assets.publish import publish
 
@@ -356,13 +362,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if missing:
         args.parser.error(f"the following arguments are required: {', '.join(missing)}")
 
-    arch_args = {
-        k: v
-        for k, v in (("num_classes", args.num_classes), ("img_size", args.img_size),
-                     ("depth_multiple", args.depth_multiple),
-                     ("width_multiple", args.width_multiple))
-        if v is not None
-    }
+    arch_args = {k: getattr(args, k) for k in _arch_arg_types()
+                 if getattr(args, k, None) is not None}
     r = publish(
         args.checkpoint, name=args.name, arch=args.arch, registry=args.registry,
         store=args.store, version=args.version, base_url=args.base_url, arch_args=arch_args,

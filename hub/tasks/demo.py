@@ -73,12 +73,10 @@ class DemoConfig:
 
     @property
     def arch_args(self) -> dict[str, Any]:
-        return {
-            "num_classes": self.num_classes,
-            "img_size": self.img_size,
-            "depth_multiple": self.depth_multiple,
-            "width_multiple": self.width_multiple,
-        }
+        """The fields that are arguments of the base architecture (its builder names them)."""
+        from yolomodels.registry import get_arch
+
+        return {k: getattr(self, k) for k in get_arch(BASE_CARD).arg_names if hasattr(self, k)}
 
 
 @dataclass(frozen=True)

@@ -167,14 +167,14 @@ def check_format(fmt: str) -> str:
 
 
 def check_img_size(img_size) -> int:
-    is_int = isinstance(img_size, (int, np.integer)) and not isinstance(img_size, bool)
-    if not is_int or img_size < 32 or img_size % 32:
-        hint = f"; try {max(32, round(int(img_size) / 32) * 32)}" if is_int else ""
-        raise InputDataError(
-            "image size must be a positive multiple of 32 (the networks' largest stride), "
-            f"got {img_size!r}{hint}"
-        )
-    return int(img_size)
+    """``img_size`` under yolomodels' input-size rule; its error becomes :class:`InputDataError`."""
+    from yolomodels.errors import ImageSizeError
+    from yolomodels.sizes import check_img_size as size_rule
+
+    try:
+        return size_rule(img_size, what="image size")
+    except ImageSizeError as exc:
+        raise InputDataError(str(exc)) from None
 
 
 def check_batch(batch) -> int:

@@ -104,8 +104,8 @@ def expand_images(inputs: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """An image file as an (H, W, 3) uint8 RGB array, decoded exactly as evaluation decodes it
-    (OpenCV like MindYOLO, EXIF orientation applied; Pillow for formats OpenCV lacks)."""
+    """An image file as an (H, W, 3) uint8 RGB array, read by :mod:`yolomodels.images` exactly
+    as evaluation reads it; its errors become :class:`InputDataError`."""
     from yolomodels.errors import ImageReadError
     from yolomodels.images import read_image as decode_file
 
@@ -116,13 +116,25 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def probe_image(path: Path) -> None:
-    """Raise :class:`InputDataError` unless ``path`` starts like an image Pillow can decode."""
-    from yolomodels.data.images import image_size
+    """Raise :class:`InputDataError` unless ``path``'s header is that of an image
+    :mod:`yolomodels.images` will decode (format known, size under the pixel limit)."""
     from yolomodels.errors import ImageReadError
+    from yolomodels.images import image_size
 
     try:
         image_size(path)
     except ImageReadError as exc:
+        raise InputDataError(str(exc)) from None
+
+
+def _check_size(size) -> int:
+    """``size`` under yolomodels' input-size rule; its error becomes :class:`InputDataError`."""
+    from yolomodels.errors import ImageSizeError
+    from yolomodels.sizes import check_img_size
+
+    try:
+        return check_img_size(size)
+    except ImageSizeError as exc:
         raise InputDataError(str(exc)) from None
 
 
@@ -181,16 +193,14 @@ def predict(
         if v is not None and not 0 <= v <= 1:
             raise InputDataError(f"{name} must lie in [0, 1], got {v}")
 
-    if img_size is not None and (int(img_size) < 32 or int(img_size) % 32):
-        raise InputDataError(f"img_size must be a positive multiple of 32, got {img_size}")
+    if img_size is not None:
+        _check_size(img_size)
     net, protocol = _network(spec_or_net, cards_dirs=cards_dirs, weights=weights, mode=mode,
                              offline=offline, progress=progress, backend=backend, onnx=onnx,
                              img_size=img_size)
     iou = float(iou if iou is not None else getattr(protocol, "iou_threshold", DEFAULT_IOU))
     max_det = int(max_det or getattr(protocol, "max_detections", DEFAULT_MAX_DET))
-    size = int(img_size or getattr(net, "img_size", 0) or getattr(protocol, "img_size", 640))
-    if size < 32 or size % 32:
-        raise InputDataError(f"img_size must be a positive multiple of 32, got {size}")
+    size = _check_size(img_size or getattr(net, "img_size", 0) or getattr(protocol, "img_size", 640))
     names = getattr(net, "class_names", None)
 
     out_dir = Path(out) if out is not None else None

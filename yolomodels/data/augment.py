@@ -44,7 +44,7 @@ NO_AUGMENT = AugmentConfig(
 
 def load_image(path: str | Path, img_size: int) -> np.ndarray:
     """Read an image as RGB and resize it so its long side is ``img_size`` (bilinear)."""
-    from yolomodels.data.images import read_rgb
+    from yolomodels.images import read_rgb
 
     im = read_rgb(path)  # ImageReadError for unreadable or oversized files
     try:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from yolomodels.data.images import open_image
 from yolomodels.errors import DatasetError, ImageReadError
+from yolomodels.images import open_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # A box may overshoot the image border by this many pixels (rounding in annotation tools).

@@ -115,7 +115,7 @@ def image_problems(images: list[dict], image_dir: Path) -> list[str]:
 
     Reads headers only (no pixel decoding), so it costs milliseconds per thousand images.
     """
-    from yolomodels.data.images import image_size
+    from yolomodels.images import image_size
 
     problems = []
     root = os.path.realpath(image_dir)

@@ -11,14 +11,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
+from yolomodels.levels import V3_LEVELS, Level
 from yolomodels.losses.common import bce_with_logits, box_iou_xywh, f32, focal
-
-YOLOV3_ANCHORS = (
-    (10, 13, 16, 30, 33, 23),
-    (30, 61, 62, 45, 59, 119),
-    (116, 90, 156, 198, 373, 326),
-)
-YOLOV3_STRIDES = (8, 16, 32)
 
 
 class YOLOv3Loss(nn.Cell):
@@ -26,15 +20,15 @@ class YOLOv3Loss(nn.Cell):
 
     ``preds``: the training-mode YOLOv3 outputs, a tuple of 3 raw tensors (bs, 3, H, W, 5 + nc)
     for strides 8, 16, 32.  ``targets``: (bs, T, 6) rows [image, class, cx, cy, w, h]
-    normalised, padding rows with class -1.
+    normalised, padding rows with class -1.  ``levels`` (strides and pixel anchors) are the
+    network head's (``net.head.levels``); they default to :data:`yolomodels.levels.V3_LEVELS`.
     """
 
     def __init__(
         self,
         *,
         num_classes: int,
-        anchors=YOLOV3_ANCHORS,
-        strides=YOLOV3_STRIDES,
+        levels: tuple[Level, ...] = V3_LEVELS,
         box: float = 0.05,
         obj: float = 0.7,
         cls: float = 0.3,
@@ -47,8 +41,9 @@ class YOLOv3Loss(nn.Cell):
         gr: float = 1.0,
     ):
         super().__init__()
-        pix = np.asarray(anchors, np.float32).reshape(len(strides), -1, 2)
-        grid = pix / np.asarray(strides, np.float32)[:, None, None]
+        self.levels = tuple(levels)
+        pix = np.asarray([lv.anchors for lv in levels], np.float32)  # (nl, na, 2)
+        grid = pix / np.asarray([lv.stride for lv in levels], np.float32)[:, None, None]
         self.nl, self.na = grid.shape[0], grid.shape[1]
         self.anchors = Tensor(grid)  # (nl, na, 2) in grid units
         self.nc = int(num_classes)

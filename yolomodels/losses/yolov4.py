@@ -12,14 +12,8 @@ import mindspore as ms
 import numpy as np
 from mindspore import Tensor, nn, ops
 
+from yolomodels.levels import V4_LEVELS, Level
 from yolomodels.losses.common import bce_with_logits, box_iou_xywh, f32
-
-# Per level in the order the YOLOv4 head emits them: stride 32, 16, 8.
-YOLOV4_ANCHORS = (
-    (142, 110, 192, 243, 459, 401),
-    (36, 75, 76, 55, 72, 146),
-    (12, 16, 19, 36, 40, 28),
-)
 
 
 class YOLOv4Loss(nn.Cell):
@@ -27,13 +21,15 @@ class YOLOv4Loss(nn.Cell):
 
     ``preds``: 3 tuples (raw (bs, H, W, 3, 5 + nc), box_xy (bs, H, W, 3, 2), box_wh (...)),
     stride 32 first, boxes normalised to the input.  ``images`` supplies the input H and W.
+    ``levels`` (pixel anchors per level, in the head's order) are the network head's
+    (``net.head.levels``); they default to :data:`yolomodels.levels.V4_LEVELS`.
     """
 
     def __init__(
         self,
         *,
         num_classes: int,
-        anchors=YOLOV4_ANCHORS,
+        levels: tuple[Level, ...] = V4_LEVELS,
         box: float = 10.0,
         obj: float = 1.0,
         cls: float = 1.0,
@@ -42,8 +38,9 @@ class YOLOv4Loss(nn.Cell):
         label_smoothing: float = 0.0,
     ):
         super().__init__()
-        self.anchors = Tensor(np.asarray(anchors, np.float32).reshape(-1, 2))  # (9, 2) px
-        self.nl = len(anchors)
+        self.levels = tuple(levels)
+        self.anchors = Tensor(np.asarray([lv.anchors for lv in levels], np.float32).reshape(-1, 2))
+        self.nl = len(levels)
         self.na = self.anchors.shape[0] // self.nl
         self.nc = int(num_classes)
         self.hyp_box, self.hyp_obj, self.hyp_cls = float(box), float(obj), float(cls)

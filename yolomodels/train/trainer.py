@@ -154,7 +154,10 @@ class Trainer:
             )
         self.ema = EMA(self.net) if cfg.ema.enabled else None
         self.loss_fn = build_loss(
-            cfg.loss.name, num_classes=self.net.num_classes, options=cfg.loss.options()
+            cfg.loss.name,
+            num_classes=self.net.num_classes,
+            options=cfg.loss.options(),
+            levels=getattr(getattr(self.net, "head", None), "levels", None),  # its anchors
         )
         self.step_fn = build_train_step(
             self.net,
