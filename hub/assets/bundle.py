@@ -75,11 +75,11 @@ def pack(
     from hub.assets.files import fetch_release
     from hub.assets.integrity import sha256_file
     from hub.cards.card import read_card_text
-    from hub.cards.catalog import Registry
+    from hub.cards.catalog import open_catalog
 
     if not specs:
         raise RegistryError("expected at least one model to pack (NAME or NAME@VERSION)")
-    reg = Registry.scan(cards_dirs)
+    reg = open_catalog(cards_dirs)
     out = Path(out)
     cards: dict[str, bytes] = {}
     assets: dict[str, Path] = {}

@@ -51,7 +51,7 @@ def _size(n: int | None) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from hub.cards.catalog import list_models
+    from hub.cards.listing import list_models
 
     rows = list_models(args.pattern, cards_dirs=args.cards)
     if args.json:
@@ -92,7 +92,7 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from hub.cards.catalog import info
+    from hub.cards.listing import info
 
     i = info(args.name, cards_dirs=args.cards)
     if args.json:
