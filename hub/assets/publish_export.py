@@ -89,7 +89,7 @@ def publish_asset(
     skips re-checking a file ``hub.export`` has just verified.
     """
     from hub.assets.publish import _check_base_url, _copy_hashing, _link
-    from hub.tasks.load import _release
+    from hub.cards.catalog import resolve
 
     src = Path(file)
     if not src.is_file():
@@ -104,7 +104,7 @@ def publish_asset(
             f"{src.suffix or 'no suffix'!r}; checkpoints are published with `yolohub publish "
             "CHECKPOINT --name ...`"
         )
-    release = _release(spec, cards_dirs)
+    release = resolve(spec, cards_dirs=cards_dirs)
     card = release.card
     _check_owned(release)
     if base_url is not None:

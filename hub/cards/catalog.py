@@ -269,8 +269,13 @@ def open_catalog(cards: CardsArg = ()) -> Catalog:
     return Catalog.scan(cards or ())
 
 
-def resolve(spec: str, *, cards_dirs: CardsArg = ()) -> Release:
-    """The release ``spec`` (``name`` or ``name@version``) names; raises CardNotFoundError."""
+def resolve(spec: str | Release, *, cards_dirs: CardsArg = ()) -> Release:
+    """The release ``spec`` (``name`` or ``name@version``) names; raises CardNotFoundError.
+
+    A :class:`Release` passes through without scanning anything.
+    """
+    if isinstance(spec, Release):
+        return spec
     return open_catalog(cards_dirs).resolve(spec)
 
 

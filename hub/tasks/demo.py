@@ -279,8 +279,7 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
 
         with steps.step("load", f"hub.load({DEMO_NAME!r}) over HTTP from {base_url}") as s:
             net = hub.load(DEMO_NAME, cards_dirs=[registry], progress=progress)
-            report = net.load_report
-            fetched = hub.download(DEMO_NAME, cards_dirs=[registry])
+            report, fetched = net.hub.report, net.hub.weights.path  # what loading established
             s["result"] = (f"{published.size / 1e6:.1f} MB downloaded, sha256 verified, "
                            f"{len(report.loaded)} parameters loaded strictly")
             s["path"] = fetched
@@ -359,21 +358,17 @@ def _measure(
     progress: bool | None = None,
 ) -> float:
     """The author's own measurement, made before publishing, straight from the checkpoint."""
-    import yolomodels
     from hub.assets.download import show_progress
     from hub.settings import get_settings
     from hub.tasks.evaluate import inference_settings
-    from yolomodels.checkpoint import load_strict, read_checkpoint
+    from hub.tasks.weights import build_and_load
     from yolomodels.eval.coco import open_split
     from yolomodels.eval.runner import evaluate_network
 
-    net = yolomodels.build(BASE_CARD, **config.arch_args)
-    report = load_strict(net, read_checkpoint(checkpoint))
-    if not report.ok:
-        raise InputDataError(
-            f"the trained checkpoint {checkpoint} does not fit {BASE_CARD} with "
-            f"{config.arch_args}: {report.describe()}; delete {config.out} and run the demo again"
-        )
+    retry = f"delete {config.out} and run the demo again"
+    net, _ = build_and_load(BASE_CARD, config.arch_args, checkpoint,
+                            context=f"the trained {BASE_CARD}", read_hint=retry,
+                            fit_hint=f"it was not trained with {config.arch_args}; {retry}")
     result = evaluate_network(net, open_split(data, VAL_SPLIT),
                               settings=inference_settings(protocol),
                               detections_path=out / "detections.json",
