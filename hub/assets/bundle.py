@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.cards.catalog import CardsArg
 from hub.errors import ChecksumMismatchError, RegistryError
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def pack(
     specs: Sequence[str],
     *,
     out: str | os.PathLike,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     offline: bool | None = None,
     progress: bool | None = None,
 ) -> PackResult:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from hub.cards.card import Release
+from hub.cards.catalog import CardsArg
 from hub.errors import (
     HubError,
     InputDataError,
@@ -75,7 +75,7 @@ def publish_asset(
     *,
     store: str | os.PathLike | None = None,
     base_url: str | None = None,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     force: bool = False,
     img_size: int | None = None,
     batch: int | None = None,

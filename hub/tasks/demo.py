@@ -278,14 +278,17 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
             s["path"] = published.card_path
 
         with steps.step("load", f"hub.load({DEMO_NAME!r}) over HTTP from {base_url}") as s:
-            net = hub.load(DEMO_NAME, cards_dirs=[registry], progress=progress)
+            from hub.cards.catalog import open_catalog
+
+            catalog = open_catalog([registry])  # the published card, scanned once
+            net = hub.load(DEMO_NAME, cards_dirs=catalog, progress=progress)
             report, fetched = net.hub.report, net.hub.weights.path  # what loading established
             s["result"] = (f"{published.size / 1e6:.1f} MB downloaded, sha256 verified, "
                            f"{len(report.loaded)} parameters loaded strictly")
             s["path"] = fetched
 
         with steps.step("eval", "hub.evaluate: reproducing the published claim") as s:
-            evaluation = hub.evaluate(DEMO_NAME, data=data, cards_dirs=[registry],
+            evaluation = hub.evaluate(DEMO_NAME, data=data, cards_dirs=catalog,
                                       out=out / "eval", progress=progress)
             verdict = "holds" if evaluation.holds else "NOT reproduced"
             s["result"] = (f"{config.metric} {evaluation.measured:.2f} vs claimed "

@@ -23,7 +23,6 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hub.cards.card import Release
+from hub.cards.catalog import CardsArg
 from hub.errors import (
     ExportError,
     ExportVerificationError,
@@ -171,7 +171,7 @@ def export(
     batch: int = 1,
     weights: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     offline: bool | None = None,
     progress: bool | None = None,
     force: bool = False,

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from hub.cards.catalog import CardsArg
 from hub.errors import InputDataError
 
 __all__ = ["DEFAULT_CONF", "Detection", "ImageDetections", "expand_images", "predict"]
@@ -202,7 +203,7 @@ def predict(
     iou: float | None = None,
     max_det: int | None = None,
     img_size: int | None = None,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     weights: str | os.PathLike | None = None,
     mode: str = "graph",
     offline: bool | None = None,
@@ -235,7 +236,11 @@ def predict(
 
     if img_size is not None and (int(img_size) < 32 or int(img_size) % 32):
         raise InputDataError(f"img_size must be a positive multiple of 32, got {img_size}")
-    net, protocol = _network(spec_or_net, cards_dirs=cards_dirs, weights=weights, mode=mode,
+    if isinstance(spec_or_net, str):
+        from hub.cards.catalog import resolve
+
+        spec_or_net = resolve(spec_or_net, cards_dirs=cards_dirs)  # the one card lookup
+    net, protocol = _network(spec_or_net, weights=weights, mode=mode,
                              offline=offline, progress=progress, backend=backend, onnx=onnx,
                              img_size=img_size)
     iou = float(iou if iou is not None else getattr(protocol, "iou_threshold", DEFAULT_IOU))
@@ -312,21 +317,21 @@ def _check_array(array: np.ndarray, index: int) -> np.ndarray:
     return array
 
 
-def _network(spec_or_net, *, cards_dirs, weights, mode, offline, progress, backend=None,
-             onnx=None, img_size=None):
+def _network(spec_or_net, *, weights, mode, offline, progress, backend=None, onnx=None,
+             img_size=None):
     """(network in eval mode, the card's eval protocol or None).
 
-    A card name is resolved and loaded here, once; a network from :func:`hub.load` brings its
-    record (``net.hub``), so its card is not looked up again.
+    A card's release is loaded here, once; a network from :func:`hub.load` brings its record
+    (``net.hub``), so its card is not looked up again.
     """
+    from hub.cards.card import Release
     from hub.tasks.record import record_of
 
-    if isinstance(spec_or_net, str):
-        from hub.cards.catalog import resolve
+    if isinstance(spec_or_net, Release):
         from hub.tasks.deploy import choose_backend, onnx_network
         from hub.tasks.load import bind, load
 
-        release = resolve(spec_or_net, cards_dirs=cards_dirs)
+        release = spec_or_net
         protocol = release.card.eval_protocol
         size = int(img_size or bind(release.card).args.get("img_size")
                    or getattr(protocol, "img_size", 640))
