@@ -532,13 +532,15 @@ def _check_load(path: Path, arch: str, args: Mapping[str, Any]):
     uses too.
     """
     try:
-        from hub.tasks.weights import build_and_load
+        import yolomodels.checkpoint  # noqa: F401 (only probing that it is there)
     except ModuleNotFoundError as exc:
         if exc.name not in ("yolomodels", "yolomodels.checkpoint"):
             raise
         log.warning("yolomodels.checkpoint is not available: publishing without the strict "
                     "load check")
         return None
+    from hub.tasks.weights import build_and_load
+
     _, report = build_and_load(
         arch, args, path, context="cannot publish",
         read_hint="pass a checkpoint file saved by MindSpore or yolohub train",
