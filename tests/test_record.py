@@ -137,8 +137,8 @@ def test_publish_and_load_share_one_strict_load(checkpoint, tmp_path):
     """The same mis-fitting file is refused with the same check by publish and by load."""
     with pytest.raises(CheckpointMismatchError, match="does not fit the network strictly") as pub:
         hub.publish(checkpoint, name="four", arch=V3, registry=tmp_path / "reg",
-                    store=tmp_path / "store", arch_args={"num_classes": 4, "img_size": IMG,
-                                                         **SCALED})
+                    store=tmp_path / "store", class_names=[*NAMES, "star"],
+                    arch_args={"num_classes": 4, "img_size": IMG, **SCALED})
     _card(tmp_path / "cards", "four", checkpoint.as_uri(), _sha(checkpoint), num_classes=4)
     with pytest.raises(CheckpointMismatchError, match="does not fit the network strictly") as load:
         hub.load("four", cards_dirs=[tmp_path / "cards"], mode="pynative")

@@ -25,6 +25,7 @@ from hub.cards.card import Card, Release
 from hub.cards.catalog import CardsArg, resolve
 from hub.errors import ArchitectureNotFoundError, BindingError, InputDataError
 from hub.tasks.record import LoadRecord, WeightsFile
+from hub.tasks.weights import build_network
 
 __all__ = ["Binding", "LoadRecord", "WeightsFile", "bind", "build_for", "fetch_checkpoint",
            "load", "load_from", "load_weights", "local_weights"]
@@ -121,8 +122,6 @@ def _check_mode(mode: str) -> str:
 
 
 def _build(release: Release, binding: Binding):
-    from hub.tasks.weights import build_network
-
     return build_network(binding.arch, binding.args, context=f"card {release.card.name!r}")
 
 
@@ -137,10 +136,13 @@ def build_for(
     from hub.tasks.execution import attach
 
     mode = _check_mode(mode)
-    release = (release_or_card if isinstance(release_or_card, Release)
-               else Release(release_or_card, release_or_card.assets[0]))
-    binding = bind(release.card, num_classes=num_classes, arch_args=arch_args)
-    net = _build(release, binding)
+    if isinstance(release_or_card, Release):
+        release, card = release_or_card, release_or_card.card
+    else:
+        card = release_or_card
+        release = Release(card, card.assets[0]) if card.assets else None
+    binding = bind(card, num_classes=num_classes, arch_args=arch_args)
+    net = build_network(binding.arch, binding.args, context=f"card {card.name!r}")
     return attach(net, LoadRecord(release, binding, weights=None, report=None, mode=mode))
 
 

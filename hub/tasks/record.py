@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hub.cards.card import EvalProtocol, Release
+from hub.cards.card import Card, EvalProtocol, Release
+
+if TYPE_CHECKING:
+    from hub.tasks.load import Binding
 
 __all__ = ["LoadRecord", "WeightsFile", "record_of"]
 
@@ -33,8 +36,11 @@ class WeightsFile:
 class LoadRecord:
     """One network's load: which release, bound how, with which weights, and how it runs."""
 
-    release: Release
-    binding: Any  # hub.tasks.load.Binding (None for a network no card describes)
+    release: Release | None
+    """The card and asset version loaded (None only for ``build_for`` on a card listing no
+    asset, as some MindSpore Hub cards do)."""
+    binding: Binding | None
+    """The card bound to its architecture (None only for a network no card describes)."""
     weights: WeightsFile | None
     """None for a randomly initialised network (``pretrained=False``, ``build_for``)."""
     report: Any  # yolomodels LoadReport; None when nothing was loaded
@@ -45,16 +51,21 @@ class LoadRecord:
     """The graph runner (:mod:`hub.tasks.execution`) that knows whether compilation fell back."""
 
     @property
+    def card(self) -> Card:
+        return self.release.card if self.release is not None else self.binding.card
+
+    @property
     def id(self) -> str:
-        return self.release.id
+        """``name@version`` (the card name alone when the card lists no asset)."""
+        return self.release.id if self.release is not None else self.card.name
 
     @property
     def card_name(self) -> str:
-        return self.release.card.name
+        return self.card.name
 
     @property
     def protocol(self) -> EvalProtocol | None:
-        return self.release.card.eval_protocol
+        return self.card.eval_protocol
 
     @property
     def class_names(self) -> tuple[str, ...] | None:
