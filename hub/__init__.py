@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _API = {
-    "list_models": "hub.cards.catalog",
-    "info": "hub.cards.catalog",
+    "list_models": "hub.cards.listing",
+    "info": "hub.cards.listing",
     "resolve": "hub.cards.catalog",
     "download": "hub.assets.files",
     "verify": "hub.assets.files",

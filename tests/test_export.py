@@ -180,10 +180,10 @@ def test_cli_export_reports_the_differences(world, capsys, tmp_path, shared_home
 
 
 def test_an_export_that_does_not_reproduce_the_network_fails(world, monkeypatch):
-    import hub.tasks.export as exporting
+    import hub.tasks.export_verify as checking
 
-    real = exporting.run_exported
-    monkeypatch.setattr(exporting, "run_exported",  # the runtime returns a perturbed output
+    real = checking.run_exported
+    monkeypatch.setattr(checking, "run_exported",  # the runtime returns a perturbed output
                         lambda path, fmt, x: real(path, fmt, x) * 1.001)
     with pytest.raises(ExportVerificationError, match="does not reproduce") as info:
         hub.export("tiny_v3", format="mindir", cards_dirs=[world["registry"]], img_size=32)

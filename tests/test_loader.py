@@ -185,11 +185,13 @@ def test_build_without_weights(tmp_path):
     assert net2.num_classes == 2
 
 
-def test_graph_compilation_failure_falls_back_to_pynative(caplog):
+def test_graph_compilation_failure_falls_back_to_pynative(caplog, tmp_path):
     """A network MindSpore cannot compile still runs, eagerly, with one warning."""
     from mindspore import nn
 
-    from hub.tasks.load import _set_execution_mode
+    from hub.cards.card import Release, load_card
+    from hub.tasks.execution import attach
+    from hub.tasks.record import LoadRecord
 
     class GraphUnfriendly(nn.Cell):
         def __init__(self):
@@ -201,17 +203,18 @@ def test_graph_compilation_failure_falls_back_to_pynative(caplog):
                 f.read(1)
             return self.dense(x)
 
-    net = GraphUnfriendly()
-    net.set_train(False)
-    net.release_id = "unfriendly@1"
-    net.execution_mode = _set_execution_mode(net, "graph")
+    card = load_card(write_card(tmp_path / "cards", "unfriendly", "http://127.0.0.1:9/u.ckpt",
+                                "0" * 64))
+    net = attach(GraphUnfriendly(), LoadRecord(Release(card, card.assets[0]), None, weights=None,
+                                               report=None, mode="graph"))
     assert net.execution_mode == "graph" and isinstance(net, GraphUnfriendly)
+    assert net.release_id == "unfriendly@1.0" and net.hub.runner is not None
     x = Tensor(np.ones((2, 4), np.float32))
-    with caplog.at_level(logging.WARNING, logger="hub.tasks.load"):
+    with caplog.at_level(logging.WARNING, logger="hub.tasks.execution"):
         first = net(x).asnumpy()
         second = net(x).asnumpy()
     assert net.execution_mode == "pynative"
     assert caplog.text.count("graph compilation failed") == 1
-    assert "unfriendly@1" in caplog.text
+    assert "unfriendly@1.0" in caplog.text
     np.testing.assert_array_equal(first, second)
     assert first.shape == (2, 2)

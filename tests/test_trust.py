@@ -96,10 +96,10 @@ def test_validate_gives_a_verdict_for_every_file(registry_with_a_broken_card, ca
 
 
 BOOM = (
-    "import sys, hub.cli, hub.cards.catalog\n"
+    "import sys, hub.cli, hub.cards.listing\n"
     "def boom(*a, **k):\n"
     "    raise RuntimeError('disk\\nexploded')\n"
-    "hub.cards.catalog.list_models = boom\n"
+    "hub.cards.listing.list_models = boom\n"
     "sys.exit(hub.cli.main(sys.argv[1:]))\n"
 )
 

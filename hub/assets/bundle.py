@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.cards.catalog import CardsArg
 from hub.errors import ChecksumMismatchError, RegistryError
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def pack(
     specs: Sequence[str],
     *,
     out: str | os.PathLike,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     offline: bool | None = None,
     progress: bool | None = None,
 ) -> PackResult:
@@ -75,11 +76,11 @@ def pack(
     from hub.assets.files import fetch_release
     from hub.assets.integrity import sha256_file
     from hub.cards.card import read_card_text
-    from hub.cards.catalog import Registry
+    from hub.cards.catalog import open_catalog
 
     if not specs:
         raise RegistryError("expected at least one model to pack (NAME or NAME@VERSION)")
-    reg = Registry.scan(cards_dirs)
+    reg = open_catalog(cards_dirs)
     out = Path(out)
     cards: dict[str, bytes] = {}
     assets: dict[str, Path] = {}

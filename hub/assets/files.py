@@ -24,6 +24,7 @@ from hub.settings import Settings, get_settings
 if TYPE_CHECKING:  # cards and transfers are imported when used: `verify --all` needs neither
     from hub.assets.download import DownloadResult
     from hub.cards.card import Card, Release
+    from hub.cards.catalog import CardsArg
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,8 @@ def _settings(offline: bool | None) -> Settings:
     return get_settings().with_(offline=offline)
 
 
-def release_for(spec: str | Release, *, cards_dirs: Sequence = ()) -> Release:
-    """The release ``spec`` names (a Release passes through unchanged)."""
-    from hub.cards.card import Release
-
-    if isinstance(spec, Release):
-        return spec
-    from hub.cards.catalog import resolve
+def _resolve(spec: str | Release, cards_dirs) -> Release:
+    from hub.cards.catalog import resolve  # a Release passes through without a scan
 
     return resolve(spec, cards_dirs=cards_dirs)
 
@@ -85,7 +81,7 @@ def fetch_release(
 def download(
     spec: str | Release,
     *,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     force: bool = False,
     offline: bool | None = None,
     progress: bool | None = None,
@@ -96,7 +92,7 @@ def download(
     ``format`` (``onnx``, ``mindir``) fetches that version's exported graph instead.  A second
     call is answered from the cache after one ``stat`` (no network).
     """
-    release = release_for(spec, cards_dirs=cards_dirs)
+    release = _resolve(spec, cards_dirs)
     if format is not None:
         release = release.with_format(format)
     return fetch_release(release, force=force, offline=offline, progress=progress).path
@@ -185,7 +181,7 @@ def verify(
     *,
     all: bool = False,  # noqa: A002 (the CLI flag is --all)
     deep: bool = False,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
 ) -> list[VerifyResult]:
     """Re-check cached assets; never downloads.
 
@@ -197,8 +193,12 @@ def verify(
     """
     layout = CacheLayout.from_settings(get_settings())
     results: list[VerifyResult] = []
+    if any(isinstance(s, str) for s in specs):
+        from hub.cards.catalog import open_catalog
+
+        cards_dirs = open_catalog(cards_dirs)  # scanned once for all the names
     for spec in specs:
-        results.append(_verify_release(release_for(spec, cards_dirs=cards_dirs), layout, deep=deep))
+        results.append(_verify_release(_resolve(spec, cards_dirs), layout, deep=deep))
     if all or not specs:
         seen = {str(r.path) for r in results if r.path is not None}
         results.extend(
@@ -213,7 +213,7 @@ def verify(
 def rehash(
     spec: str | Release,
     *,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     offline: bool | None = None,
     progress: bool | None = None,
 ) -> Card:
@@ -226,7 +226,7 @@ def rehash(
     """
     from hub.cards.card import update_card
 
-    release = release_for(spec, cards_dirs=cards_dirs)
+    release = _resolve(spec, cards_dirs)
     card, asset = release.card, release.asset
     if not is_weak(asset.sha256):
         log.info("%s already pins a full sha256; nothing to do", release.id)

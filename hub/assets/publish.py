@@ -41,10 +41,7 @@ from hub.assets.store_write import (
 )
 from hub.cards.card import Card, load_card, parse_card, render_card
 from hub.errors import (
-    BindingError,
     CardValidationError,
-    CheckpointError,
-    CheckpointMismatchError,
     PublishConflictError,
     PublishError,
 )
@@ -322,34 +319,28 @@ def _body(name, version, arch, args, sha, size, source_name) -> str:
 
 
 def _check_load(path: Path, arch: str, args: Mapping[str, Any]):
-    """Prove the file loads strictly into ``arch``; return the LoadReport (None when skipped)."""
+    """Prove the file loads strictly into ``arch``; return the LoadReport (None when skipped).
+
+    The check is :func:`hub.tasks.weights.build_and_load`, the one strict load ``hub.load``
+    uses too.
+    """
     try:
-        from yolomodels.checkpoint import load_strict, read_checkpoint
+        import yolomodels.checkpoint  # noqa: F401 (only probing that it is there)
     except ModuleNotFoundError as exc:
         if exc.name not in ("yolomodels", "yolomodels.checkpoint"):
             raise
         log.warning("yolomodels.checkpoint is not available: publishing without the strict "
                     "load check")
         return None
-    from yolomodels.errors import YoloModelsError
-    from yolomodels.registry import build
+    from hub.tasks.weights import build_and_load
 
-    try:
-        params = read_checkpoint(path)
-    except YoloModelsError as exc:
-        raise CheckpointError(f"cannot publish: {exc}") from None
-    try:
-        net = build(arch, **args)
-    except YoloModelsError as exc:
-        raise BindingError(f"cannot build {arch} with {dict(args)}: {exc}") from None
-    report = load_strict(net, params)
-    if not report.ok:
-        raise CheckpointMismatchError(
-            f"the checkpoint does not load strictly into {arch} {dict(args)}: "
-            f"{report.describe()}; pass the architecture arguments it was trained with "
-            "(--num-classes, --img-size, --depth-multiple, --width-multiple)",
-            report,
-        )
+    _, report = build_and_load(
+        arch, args, path, context="cannot publish",
+        read_hint="pass a checkpoint file saved by MindSpore or yolohub train",
+        fit_hint=f"it was built as {arch} {dict(args)}; pass the architecture arguments it was "
+        "trained with "
+        "(--num-classes, --img-size, --depth-multiple, --width-multiple)",
+    )
     return report
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from hub.cards.card import Release
+from hub.cards.catalog import CardsArg
 from hub.errors import (
     HubError,
     InputDataError,
@@ -75,7 +75,7 @@ def publish_asset(
     *,
     store: str | os.PathLike | None = None,
     base_url: str | None = None,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     force: bool = False,
     img_size: int | None = None,
     batch: int | None = None,
@@ -90,7 +90,7 @@ def publish_asset(
     """
     from hub.assets.publish import _link
     from hub.assets.store_write import check_base_url, copy_hashing
-    from hub.tasks.load import _release
+    from hub.cards.catalog import resolve
 
     src = Path(file)
     if not src.is_file():
@@ -105,7 +105,7 @@ def publish_asset(
             f"{src.suffix or 'no suffix'!r}; checkpoints are published with `yolohub publish "
             "CHECKPOINT --name ...`"
         )
-    release = _release(spec, cards_dirs)
+    release = resolve(spec, cards_dirs=cards_dirs)
     card = release.card
     _check_owned(release)
     if base_url is not None:

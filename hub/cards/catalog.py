@@ -1,231 +1,56 @@
-"""The registry: every card yolohub can see, and resolution of ``name`` / ``name@version``.
+"""The catalog: every card yolohub can see, and the one resolver of ``name`` / ``name@version``.
 
-Card sources, highest precedence first:
-
-1. directories or registry URLs given with ``--cards`` (or ``cards_dirs=``), in the order given;
-2. directories or registry URLs listed in ``YOLOHUB_CARDS`` (separated by ``;``, whitespace or,
-   between directories, ``:``), in order;
-3. cards installed under ``$YOLOHUB_HOME/cards`` by ``yolohub unpack``;
-4. the built-in cards shipped with yolohub.
-
-A registry URL (``https://``, loopback ``http://``, ``file://``) is read through its
-``index.json`` (:mod:`hub.cards.remote`): listing and searching use the index alone, and a card is
-fetched (and checked against the index's sha256) only when a release is resolved.
+:class:`Catalog` is scanned once per command from the card sources (:mod:`hub.cards.sources`:
+``--cards``/``cards_dirs=``, ``YOLOHUB_CARDS``, installed, built-in) and passed down to whatever
+needs a card; public functions keep their ``cards_dirs=`` keyword and accept an open Catalog
+there too (:func:`open_catalog`).  A registry URL is listed and searched through its index alone,
+and a card is fetched (and checked against the index's sha256) only when a release is resolved.
 
 When two sources hold the same ``name@version``, the higher-precedence one wins and the other is
-reported as shadowed by ``info``.  An unpinned ``name`` resolves to the default version: the first
-asset of the newest card (by ``model-version``) in the highest-precedence source that has the name.
+reported as shadowed by ``info``.  An unpinned ``name`` resolves to the default version
+(:meth:`Catalog.default`, the one place that rule lives).
 """
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import functools
 import logging
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Union
 
-from hub._paths import builtin_cards_dir
-from hub.cards.card import Architecture, Asset, Card, EvalProtocol, Release, load_card
-from hub.errors import (
-    AmbiguousNameError,
-    CardNotFoundError,
-    CardValidationError,
-    Finding,
-    InputDataError,
+from hub.cards.card import Card, Release, load_card
+from hub.cards.sources import (  # noqa: F401 (re-exported: where callers have imported them)
+    Source,
+    _make,
+    _primary_assets,
+    _report_broken,
+    _StubFactory,
+    as_card_error,
+    card_files,
+    installed_cards_dir,
+    is_card_name,
+    sources,
+    stub_card,
 )
-from hub.settings import get_settings, is_url
+from hub.errors import AmbiguousNameError, CardNotFoundError, CardValidationError
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Source:
-    directory: Path
-    kind: str  # "cli", "env", "installed" or "builtin"
-    rank: int  # 0 = highest precedence
-    remote: Any = None  # hub.cards.remote.RemoteRegistry for a registry URL
-
-    @property
-    def label(self) -> str:
-        return self.remote.url if self.remote is not None else str(self.directory)
-
-
-def installed_cards_dir() -> Path:
-    """Where ``yolohub unpack`` installs the cards of a bundle (a card source of its own)."""
-    return get_settings().home / "cards"
-
-
-def sources(cards_dirs: Iterable[str | os.PathLike] = ()) -> list[Source]:
-    """The card sources in precedence order; unknown directories are an error."""
-    out: list[Source] = []
-    seen: set[Path] = set()
-    for kind, dirs in (("cli", cards_dirs), ("env", get_settings().cards_path)):
-        for d in dirs:
-            if is_url(d):
-                from hub.cards.remote import RemoteRegistry
-
-                reg = RemoteRegistry(d)
-                out.append(Source(reg.root, kind, len(out), reg))
-                continue
-            d = Path(d).expanduser()
-            if not d.is_dir():
-                origin = "--cards" if kind == "cli" else "YOLOHUB_CARDS"
-                raise InputDataError(
-                    f"card directory {str(d)!r} (from {origin}) does not exist or is not a "
-                    "directory; create it, fix the path, or give a registry URL "
-                    "(https://..., http://127.0.0.1:PORT/..., file:///...)"
-                )
-            real = d.resolve()
-            if real in seen:  # the same directory named twice holds no second copy of its cards
-                continue
-            seen.add(real)
-            out.append(Source(d, kind, len(out)))
-    installed = installed_cards_dir()
-    for kind, d in (("installed", installed), ("builtin", builtin_cards_dir())):
-        if d.is_dir() and d.resolve() not in seen:
-            seen.add(d.resolve())
-            out.append(Source(d, kind, len(out)))
-    return out
-
-
-_PROTO_FIELDS = frozenset(f.name for f in fields(EvalProtocol))
-
-
-def _make(cls, **fields_):
-    """An instance of a frozen dataclass without its __init__ (fields already checked by the
-    index schema): building 10,000 stub cards this way takes a third of the time."""
-    defaults = _DEFAULTS.get(cls)
-    if defaults is None:
-        import dataclasses
-
-        defaults = _DEFAULTS[cls] = {
-            f.name: f.default for f in fields(cls) if f.default is not dataclasses.MISSING
-        }
-    obj = object.__new__(cls)
-    # fields added to the class later keep their declared defaults
-    object.__setattr__(obj, "__dict__", {**defaults, **fields_} if defaults else fields_)
-    return obj
-
-
-_DEFAULTS: dict[type, dict[str, Any]] = {}
-
-
-class _StubFactory:
-    """Builds stub cards, sharing the protocol and architecture objects many cards repeat."""
-
-    def __init__(self):
-        self._shared: dict[tuple, Any] = {}
-
-    def _share(self, key: tuple, build):
-        obj = self._shared.get(key)
-        if obj is None:
-            obj = self._shared[key] = build()
-        return obj
-
-    def card(self, entry: Mapping[str, Any]) -> Card:
-        assets = tuple(
-            _make(
-                Asset,
-                file_format=a["file-format"],
-                links=tuple(a["links"]),
-                sha256=a["sha256"].lower(),
-                size=a.get("size"),
-                version=a["version"],
-                claimed=a.get("claimed"),
-                hardware=a.get("hardware"),
-            )
-            for a in entry["assets"]
-        )
-        arch = None
-        if entry.get("architecture"):
-            args = entry.get("architecture-args") or {}
-            try:
-                key = ("a", entry["architecture"], tuple(args.items()))
-                hash(key)
-            except TypeError:  # unhashable argument values: not shared
-                key = ("a", id(args))
-            arch = self._share(key, lambda: Architecture(entry["architecture"], dict(args)))
-        proto = None
-        p = entry.get("eval-protocol")
-        if isinstance(p, Mapping) and "dataset" in p and "metric" in p:
-            def build():
-                kw = {k.replace("-", "_"): v for k, v in p.items()}
-                return EvalProtocol(**{k: v for k, v in kw.items() if k in _PROTO_FIELDS})
-
-            try:
-                key = ("p", tuple(p.items()))
-                hash(key)
-            except TypeError:
-                key = ("p", id(p))
-            proto = self._share(key, build)
-        fm = {"model-name": entry["name"]}
-        for key in ("summary", "tags", "license", "evaluation", "module-type", "eval-protocol"):
-            if entry.get(key) is not None:
-                fm[key] = entry[key]
-        return _make(
-            Card,
-            name=entry["name"],
-            version=str(entry["model-version"]),
-            path=None,  # relative to the registry URL (Registry.origin has it)
-            source="remote",
-            assets=assets,
-            architecture=arch,
-            eval_protocol=proto,
-            recipe=None,
-            class_names=None,
-            dataset=(entry.get("dataset") or "").lower() or None,
-            front_matter=fm,
-            body="",
-            title=entry.get("title") or "",
-        )
-
-
-def stub_card(entry: Mapping[str, Any], source: Source | None = None) -> Card:
-    """A card as far as the index describes it (no body, no recipe): enough to list and search.
-
-    Resolving a release replaces it with the real card, fetched and checked against the index.
-    """
-    return _StubFactory().card(entry)
-
-
-def _primary_assets(card: Card) -> list:
-    """One asset per version: the first listed (other formats of it are ``Release.with_format``)."""
-    seen: set[str] = set()
-    out = []
-    for a in card.assets:
-        if a.version not in seen:
-            seen.add(a.version)
-            out.append(a)
-    return out
-
-
-def card_files(directory: Path) -> list[Path]:
-    """Card files below a directory (recursively), in a stable order.
-
-    ``README.md`` is not a card, and neither is a MindSpore Hub translation ``x_cn.md`` beside
-    its card ``x.md`` (MindSpore Hub judges and loads the English card only).
-    """
-    return sorted(p for p in directory.rglob("*.md") if p.is_file() and is_card_name(p))
-
-
-def is_card_name(path: Path) -> bool:
-    name = path.name
-    if name.lower() == "readme.md":
-        return False
-    if name.endswith("_cn.md") and path.with_name(name[: -len("_cn.md")] + ".md").exists():
-        return False
-    return True
+__all__ = ["Catalog", "CardsArg", "Registry", "open_catalog", "resolve", "version_key"]
 
 
 @dataclass(frozen=True)
-class Registry:
-    """A snapshot of all readable cards, and the ones that failed to parse."""
+class Catalog:
+    """Every card one command can see (a snapshot), the ones that failed to parse, and the one
+    resolver from ``name`` / ``name@version`` / MindSpore Hub uid to a :class:`Release`.
+
+    Open it once per command (:func:`open_catalog`) and pass it down: scanning parses every
+    local card file and reads every registry index.
+    """
 
     releases: tuple[tuple[Source, Release], ...]
     broken: tuple[CardValidationError, ...]
@@ -234,7 +59,7 @@ class Registry:
     _fetched: dict[int, int] = field(default_factory=dict)  # id(fetched card) -> id(its stub)
 
     @classmethod
-    def scan(cls, cards_dirs: Iterable[str | os.PathLike] = ()) -> Registry:
+    def scan(cls, cards_dirs: Iterable[str | os.PathLike] = ()) -> Catalog:
         releases: list[tuple[Source, Release]] = []
         broken: list[CardValidationError] = []
         stubs: dict[int, tuple[Source, Mapping]] = {}
@@ -313,6 +138,8 @@ class Registry:
         return list(seen.values())
 
     def default(self, name: str) -> Release:
+        """The default version of ``name`` — the one rule: the first asset of the newest card
+        (by ``model-version``) in the highest-precedence source that has the name."""
         ranked = self._by_name.get(name, [])
         if not ranked:
             raise self._unknown(name)
@@ -331,8 +158,29 @@ class Registry:
             )
         return Release(top[0], top[0].assets[0])
 
-    def resolve(self, spec: str) -> Release:
-        """The release ``spec`` names, with its full card (fetched for remote sources)."""
+    def defaults(self) -> set[str]:
+        """The ids of every name's default release (ambiguous names have none)."""
+        out = set()
+        for name in self.names():
+            try:
+                out.add(self.default(name).id)
+            except AmbiguousNameError:
+                pass
+        return out
+
+    def representative(self, name: str) -> Release:
+        """The release that stands for ``name`` in listings: its default, or its first version
+        when several cards claim the default."""
+        try:
+            return self.default(name)
+        except AmbiguousNameError:
+            return self.versions(name)[0]
+
+    def resolve(self, spec: str | Release) -> Release:
+        """The release ``spec`` names, with its full card (fetched for remote sources); a
+        :class:`Release` passes through unchanged."""
+        if isinstance(spec, Release):
+            return spec
         return self.materialize(self._resolve(spec))
 
     def _resolve(self, spec: str) -> Release:
@@ -406,30 +254,29 @@ class Registry:
         )
 
 
-def as_card_error(path: Path, exc: Exception) -> CardValidationError:
-    """``exc`` as the finding of a card that cannot be used (an unexpected error included)."""
-    if isinstance(exc, CardValidationError):
-        return exc
-    detail = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
-    return CardValidationError([Finding(str(path), None, "", f"cannot be read ({detail})")])
+Registry = Catalog  # the former name
 
 
-_reported: set[tuple[str, int]] = set()
+CardsArg = Union[Catalog, Sequence[Union[str, os.PathLike]], None]
+"""What public functions take as ``cards_dirs=``: card directories / registry URLs, or an open
+:class:`Catalog` (so one command scans once)."""
 
 
-def _report_broken(path: Path, exc: CardValidationError) -> None:
-    """Warn about a skipped card once per process (and again only when the file changes)."""
-    try:
-        key = (str(path), path.stat().st_mtime_ns)
-    except OSError:
-        key = (str(path), 0)
-    if key in _reported:
-        return
-    _reported.add(key)
-    first = exc.findings[0].message if exc.findings else "unreadable"
-    more = f" (+{len(exc.findings) - 1} more)" if len(exc.findings) > 1 else ""
-    log.warning("skipping invalid card %s: %s%s; run 'yolohub validate %s'",
-                path, first, more, path)
+def open_catalog(cards: CardsArg = ()) -> Catalog:
+    """``cards`` as a Catalog: an open one passes through, directories/URLs are scanned."""
+    if isinstance(cards, Catalog):
+        return cards
+    return Catalog.scan(cards or ())
+
+
+def resolve(spec: str | Release, *, cards_dirs: CardsArg = ()) -> Release:
+    """The release ``spec`` (``name`` or ``name@version``) names; raises CardNotFoundError.
+
+    A :class:`Release` passes through without scanning anything.
+    """
+    if isinstance(spec, Release):
+        return spec
+    return open_catalog(cards_dirs).resolve(spec)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -438,143 +285,10 @@ def version_key(version: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.findall(r"\d+|[A-Za-z]+", version))
 
 
-# --- public API -------------------------------------------------------------------------------
+def __getattr__(name: str):
+    # list/info rows live in hub.cards.listing; the old import path keeps working
+    if name in ("list_models", "info", "ModelSummary", "ModelInfo"):
+        from hub.cards import listing
 
-
-@dataclass(frozen=True)
-class ModelSummary:
-    """One row of ``yolohub list``: a name@version."""
-
-    id: str
-    name: str
-    version: str
-    default: bool
-    dataset: str | None
-    metric: str | None
-    claimed: float | None
-    size: int | None
-    cached: bool
-    weak_hash: bool
-    architecture: str | None
-    source: str
-    path: str | None
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Everything ``yolohub info`` shows about one release."""
-
-    summary: ModelSummary
-    links: tuple[str, ...]
-    sha256: str
-    hardware: str | None
-    versions: tuple[str, ...]
-    architecture_args: dict
-    head_params: tuple[str, ...]
-    eval_protocol: dict | None
-    class_count: int | None
-    shadowed: tuple[str, ...]
-    summary_text: str | None
-    evaluation: str | None = None  # MindSpore Hub's free-text claim, as written
-    exports: tuple[dict, ...] = ()
-    """This version's other assets (exported MindIR / ONNX graphs): format, shape, hash, link."""
-
-
-def _maybe_cached(sha256: str, digests: frozenset[str] | None) -> bool:
-    """False when no blob in the cache can satisfy ``sha256`` (a full digest or a prefix)."""
-    if digests is None:
-        return True
-    if not digests:
-        return False
-    sha256 = sha256.lower()
-    if len(sha256) == 64:
-        return sha256 in digests
-    return any(d.startswith(sha256) for d in digests)
-
-
-def _summary(reg: Registry, rel: Release, defaults: set[str],
-             digests: frozenset[str] | None = None) -> ModelSummary:
-    from hub.assets.cache import is_cached
-
-    card, asset = rel.card, rel.asset
-    proto = card.eval_protocol
-    return _make(  # a ModelSummary, 20,000 of them for a big registry
-        ModelSummary,
-        id=rel.id,
-        name=card.name,
-        version=asset.version,
-        default=rel.id in defaults,
-        dataset=card.dataset,
-        metric=proto.metric if proto else (
-            (asset.metric or "AP") if asset.claimed is not None else None),
-        claimed=asset.claimed,
-        size=asset.size,
-        cached=_maybe_cached(asset.sha256, digests) and is_cached(asset),
-        weak_hash=asset.weak,
-        architecture=card.architecture.name if card.architecture else None,
-        source=card.source,
-        path=reg.origin(card),
-    )
-
-
-def _defaults(reg: Registry) -> set[str]:
-    out = set()
-    for name in reg.names():
-        try:
-            out.add(reg.default(name).id)
-        except AmbiguousNameError:
-            pass
-    return out
-
-
-def list_models(pattern: str | None = None, *, cards_dirs: Sequence = ()) -> list[ModelSummary]:
-    """Every visible name@version, optionally filtered by a shell pattern or substring of the name."""
-    from hub.assets.cache import blob_digests
-
-    reg = Registry.scan(cards_dirs)
-    defaults = _defaults(reg)
-    digests = blob_digests()
-    rows = []
-    for rel in reg.visible():
-        if pattern and not _matches(rel, pattern):
-            continue
-        rows.append(_summary(reg, rel, defaults, digests))
-    return sorted(rows, key=lambda s: (s.name, not s.default, s.version))
-
-
-def _matches(rel: Release, pattern: str) -> bool:
-    if any(ch in pattern for ch in "*?["):
-        return fnmatch.fnmatch(rel.card.name, pattern) or fnmatch.fnmatch(rel.id, pattern)
-    return pattern.lower() in rel.id.lower()
-
-
-def resolve(spec: str, *, cards_dirs: Sequence = ()) -> Release:
-    """The release ``spec`` (``name`` or ``name@version``) names; raises CardNotFoundError."""
-    return Registry.scan(cards_dirs).resolve(spec)
-
-
-def info(name: str, *, cards_dirs: Sequence = ()) -> ModelInfo:
-    """Details of one release: links, hash (and whether it is only a prefix), protocol, versions."""
-    reg = Registry.scan(cards_dirs)
-    rel = reg.resolve(name)
-    card, asset = rel.card, rel.asset
-    proto = card.eval_protocol
-    return ModelInfo(
-        summary=_summary(reg, rel, _defaults(reg)),
-        links=asset.links,
-        sha256=asset.sha256,
-        hardware=asset.hardware,
-        versions=tuple(r.asset.version for r in reg.versions(card.name)),
-        architecture_args=dict(card.architecture.args) if card.architecture else {},
-        head_params=card.architecture.head_params if card.architecture else (),
-        eval_protocol=dict(card.front_matter.get("eval-protocol", {})) if proto else None,
-        class_count=len(card.class_names) if card.class_names else None,
-        shadowed=tuple(reg.origin(r.card) or "?" for r in reg.shadowed(rel)),
-        summary_text=card.front_matter.get("summary"),
-        evaluation=card.front_matter.get("evaluation"),
-        exports=tuple(
-            {"format": a.file_format, "input_shape": list(a.input_shape or ()),
-             "sha256": a.sha256, "size": a.size, "link": a.links[0]}
-            for a in card.assets if a.version == asset.version and a is not asset
-        ),
-    )
+        return getattr(listing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,11 +8,10 @@ but the index is fetched and no MindSpore or NumPy is imported.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hub.cards.catalog import Registry
-from hub.errors import AmbiguousNameError, InputDataError
+from hub.cards.catalog import CardsArg, open_catalog
+from hub.errors import InputDataError
 
 # field -> weight of a match there
 _WEIGHTS = {
@@ -65,18 +64,15 @@ def _fields(rel) -> dict[str, str]:
     }
 
 
-def search(text: str, *, cards_dirs: Sequence = ()) -> list[SearchHit]:
+def search(text: str, *, cards_dirs: CardsArg = ()) -> list[SearchHit]:
     """Models whose cards match every word of ``text``, best first."""
     words = [w for w in str(text).lower().split() if w]
     if not words:
         raise InputDataError("expected something to search for, found an empty query")
-    reg = Registry.scan(cards_dirs)
+    reg = open_catalog(cards_dirs)
     hits = []
     for name in reg.names():
-        try:
-            rel = reg.default(name)
-        except AmbiguousNameError:
-            rel = reg.versions(name)[0]
+        rel = reg.representative(name)
         raw = _fields(rel)
         fields = {k: v.lower() for k, v in raw.items()}
         score = 0

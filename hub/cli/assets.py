@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json
+from hub.cli.common import add_cards_option, add_json_option, open_cards, print_json
 from hub.errors import InputDataError
 
 WEAK_NOTE = "weak: the card pins only a sha256 prefix; `yolohub rehash {id}` pins the full hash"
@@ -152,9 +152,9 @@ def _size(n: int | None) -> str:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from hub.assets.files import fetch_release, release_for
+    from hub.assets.files import fetch_release
 
-    release = release_for(args.name, cards_dirs=args.cards)
+    release = open_cards(args).resolve(args.name)
     if getattr(args, "file_format", None):
         release = release.with_format(args.file_format)
     r = fetch_release(release, force=args.force, offline=args.offline)
@@ -178,7 +178,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from hub.assets.files import verify
 
-    results = verify(args.names, all=args.all, deep=args.deep, cards_dirs=args.cards)
+    results = verify(args.names, all=args.all, deep=args.deep,
+                     cards_dirs=open_cards(args) if args.names else args.cards)
     bad = [r for r in results if not r.ok]
     if args.json:
         print_json([
@@ -200,9 +201,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_rehash(args: argparse.Namespace) -> int:
-    from hub.assets.files import rehash, release_for
+    from hub.assets.files import rehash
 
-    release = release_for(args.name, cards_dirs=args.cards)
+    release = open_cards(args).resolve(args.name)
     before = release.asset.sha256
     card = rehash(release, offline=args.offline)
     asset = next(a for a in card.assets if a.version == release.asset.version)
@@ -266,9 +267,8 @@ def _print_removal(removal, verb: str, json_out: bool) -> None:
 
 def cmd_cache_rm(args: argparse.Namespace) -> int:
     from hub.assets.cleanup import remove_asset
-    from hub.assets.files import release_for
 
-    release = release_for(args.name, cards_dirs=args.cards)
+    release = open_cards(args).resolve(args.name)
     removal = remove_asset(release.asset, owner=release.id)
     _print_removal(removal, f"cache rm {release.id}", args.json)
     return 0

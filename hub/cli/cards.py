@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json
+from hub.cli.common import add_cards_option, add_json_option, open_cards, print_json
 
 
 def register(sub) -> None:
@@ -51,9 +51,9 @@ def _size(n: int | None) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from hub.cards.catalog import list_models
+    from hub.cards.listing import list_models
 
-    rows = list_models(args.pattern, cards_dirs=args.cards)
+    rows = list_models(args.pattern, cards_dirs=open_cards(args))
     if args.json:
         print_json([dataclasses.asdict(r) for r in rows])
         return 0
@@ -92,9 +92,9 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from hub.cards.catalog import info
+    from hub.cards.listing import info
 
-    i = info(args.name, cards_dirs=args.cards)
+    i = info(args.name, cards_dirs=open_cards(args))
     if args.json:
         print_json(dataclasses.asdict(i))
         return 0

@@ -22,6 +22,14 @@ def add_cards_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def open_cards(args: argparse.Namespace):
+    """The catalog this command reads (``--cards`` first, then the other sources), scanned
+    once here and passed down to the function the command runs."""
+    from hub.cards.catalog import open_catalog
+
+    return open_catalog(args.cards)
+
+
 def _cards_entry(text: str):
     from hub.settings import is_url
 

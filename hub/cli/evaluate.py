@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json
+from hub.cli.common import add_cards_option, add_json_option, open_cards, print_json
 from hub.errors import ClaimNotReproducedError
 
 
@@ -58,7 +58,7 @@ def _eval(args: argparse.Namespace) -> int:
         weights=args.weights,
         out=args.out,
         update_card=args.update_card,
-        cards_dirs=args.cards,
+        cards_dirs=open_cards(args),
         split=args.split,
         batch_size=args.batch_size,
         mode=args.mode,

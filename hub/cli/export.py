@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json
+from hub.cli.common import add_cards_option, add_json_option, open_cards, print_json
 
 
 def register(sub) -> None:
@@ -52,7 +52,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     r = export(
         args.name, format=args.format, img_size=args.img_size, batch=args.batch,
-        weights=args.weights, out=args.out, cards_dirs=args.cards, offline=args.offline,
+        weights=args.weights, out=args.out, cards_dirs=open_cards(args), offline=args.offline,
         force=args.force, publish=args.publish, store=args.store, base_url=args.base_url,
         replace=args.replace,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json, ranged
+from hub.cli.common import add_cards_option, add_json_option, open_cards, print_json, ranged
 
 
 def register(sub) -> None:
@@ -53,7 +53,7 @@ def run_predict(args) -> int:
         iou=args.iou,
         max_det=args.max_det,
         img_size=args.img_size,
-        cards_dirs=args.cards,
+        cards_dirs=open_cards(args),
         weights=args.weights,
         mode=args.mode,
         offline=args.offline,

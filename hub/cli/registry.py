@@ -10,7 +10,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json, ranged
+from hub.cli.common import add_cards_option, add_json_option, open_cards, print_json, ranged
 
 
 def register(sub) -> None:
@@ -123,7 +123,7 @@ def cmd_update(args: argparse.Namespace) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     from hub.cards.search import search
 
-    hits = search(" ".join(args.text), cards_dirs=args.cards)
+    hits = search(" ".join(args.text), cards_dirs=open_cards(args))
     if args.json:
         print_json([dataclasses.asdict(h) for h in hits])
         return 0
@@ -164,7 +164,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_pack(args: argparse.Namespace) -> int:
     from hub.assets.bundle import pack
 
-    r = pack(args.names, out=args.output, cards_dirs=args.cards, offline=args.offline)
+    r = pack(args.names, out=args.output, cards_dirs=open_cards(args), offline=args.offline)
     if args.json:
         print_json(dataclasses.asdict(r))
     else:

@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from hub.cli.common import add_cards_option, add_json_option, print_json
+from hub.cli.common import add_cards_option, add_json_option, open_cards, print_json
 
 
 def register(sub) -> None:
@@ -94,7 +94,7 @@ def run_train(args) -> int:
         arch_args=arch_args or None,
         resume=args.resume,
         from_=args.from_,
-        cards_dirs=args.cards,
+        cards_dirs=open_cards(args),
         rank_weights_dir=args.rank_weights,
     )
     if result.rank != 0:

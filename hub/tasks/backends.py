@@ -93,7 +93,8 @@ class OnnxRuntimeNetwork:
     """An exported ONNX graph with the attributes of a :func:`hub.load` network.
 
     ``num_classes``, ``class_names``, ``release_id`` and ``card_name`` come from the card;
-    ``img_size`` and ``batch`` from the graph's input.  ``onnx_path`` says which file runs.
+    ``img_size`` and ``batch`` from the graph's input.  ``onnx_path`` says which file runs;
+    ``hub`` is its load record (the card's release, the file and its sha256).
     """
 
     backend = "onnxruntime"
@@ -102,7 +103,8 @@ class OnnxRuntimeNetwork:
 
     def __init__(self, path: str | os.PathLike, *, num_classes: int, class_names=None,
                  release_id: str | None = None, card_name: str | None = None,
-                 img_size: int | None = None):
+                 img_size: int | None = None, record=None):
+        self.hub = record  # hub.tasks.record.LoadRecord when made by hub.tasks.deploy
         self.onnx_path = Path(path)
         self.session = open_onnx(self.onnx_path)
         shape = onnx_input_shape(self.session)

@@ -276,15 +276,17 @@ def _run(config: DemoConfig, steps: _Steps, *, progress: bool | None) -> DemoRes
             s["path"] = published.card_path
 
         with steps.step("load", f"hub.load({DEMO_NAME!r}) over HTTP from {base_url}") as s:
-            net = hub.load(DEMO_NAME, cards_dirs=[registry], progress=progress)
-            report = net.load_report
-            fetched = hub.download(DEMO_NAME, cards_dirs=[registry])
+            from hub.cards.catalog import open_catalog
+
+            catalog = open_catalog([registry])  # the published card, scanned once
+            net = hub.load(DEMO_NAME, cards_dirs=catalog, progress=progress)
+            report, fetched = net.hub.report, net.hub.weights.path  # what loading established
             s["result"] = (f"{published.size / 1e6:.1f} MB downloaded, sha256 verified, "
                            f"{len(report.loaded)} parameters loaded strictly")
             s["path"] = fetched
 
         with steps.step("eval", "hub.evaluate: reproducing the published claim") as s:
-            evaluation = hub.evaluate(DEMO_NAME, data=data, cards_dirs=[registry],
+            evaluation = hub.evaluate(DEMO_NAME, data=data, cards_dirs=catalog,
                                       out=out / "eval", progress=progress)
             verdict = "holds" if evaluation.holds else "NOT reproduced"
             s["result"] = (f"{config.metric} {evaluation.measured:.2f} vs claimed "
@@ -357,21 +359,17 @@ def _measure(
     progress: bool | None = None,
 ) -> float:
     """The author's own measurement, made before publishing, straight from the checkpoint."""
-    import yolomodels
     from hub.assets.download import show_progress
     from hub.settings import get_settings
     from hub.tasks.evaluate import inference_settings
-    from yolomodels.checkpoint import load_strict, read_checkpoint
+    from hub.tasks.weights import build_and_load
     from yolomodels.eval.coco import open_split
     from yolomodels.eval.runner import evaluate_network
 
-    net = yolomodels.build(BASE_CARD, **config.arch_args)
-    report = load_strict(net, read_checkpoint(checkpoint))
-    if not report.ok:
-        raise InputDataError(
-            f"the trained checkpoint {checkpoint} does not fit {BASE_CARD} with "
-            f"{config.arch_args}: {report.describe()}; delete {config.out} and run the demo again"
-        )
+    retry = f"delete {config.out} and run the demo again"
+    net, _ = build_and_load(BASE_CARD, config.arch_args, checkpoint,
+                            context=f"the trained {BASE_CARD}", read_hint=retry,
+                            fit_hint=f"it was not trained with {config.arch_args}; {retry}")
     result = evaluate_network(net, open_split(data, VAL_SPLIT),
                               settings=inference_settings(protocol),
                               detections_path=out / "detections.json",

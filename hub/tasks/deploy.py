@@ -85,15 +85,16 @@ def _cached_export(release: Release, img_size: int) -> Path | None:
 
 
 def onnx_network(release: Release, *, img_size: int | None, onnx: str | os.PathLike | None = None,
-                 weights=None, offline: bool | None = None, progress: bool | None = None,
-                 cards_dirs=()):
-    """The card's network as an :class:`~hub.tasks.backends.OnnxRuntimeNetwork`."""
+                 weights=None, offline: bool | None = None, progress: bool | None = None):
+    """The card's network as an :class:`~hub.tasks.backends.OnnxRuntimeNetwork`, with its
+    load record (``net.hub``: the ONNX file and its sha256)."""
     from hub.tasks.backends import OnnxRuntimeNetwork
-    from hub.tasks.load import bind
+    from hub.tasks.load import bind, local_weights
+    from hub.tasks.record import LoadRecord, WeightsFile
 
     binding = bind(release.card)
     if onnx is not None:
-        path = Path(onnx)
+        file = local_weights(onnx)
         source = "the given file"
     else:
         from hub.tasks.export import default_img_size, export
@@ -103,15 +104,19 @@ def onnx_network(release: Release, *, img_size: int | None, onnx: str | os.PathL
         if asset is not None:
             from hub.assets.files import fetch_release
 
-            path = Path(fetch_release(asset, offline=offline, progress=progress).path)
+            fetched = fetch_release(asset, offline=offline, progress=progress)
+            file = WeightsFile(Path(fetched.path), fetched.sha256, "card")
             source = "the card's onnx asset"
         else:
             result = export(release, format="onnx", img_size=size, weights=weights,
-                            offline=offline, progress=progress, cards_dirs=cards_dirs)
-            path = result.cache_path
+                            offline=offline, progress=progress)
+            file = WeightsFile(result.cache_path, result.sha256,
+                               "local" if weights is not None else "card")
             source = "the export cache" if result.from_cache else "a fresh verified export"
-    net = OnnxRuntimeNetwork(path, num_classes=binding.num_classes,
+    record = LoadRecord(release, binding, weights=file, report=None, mode="onnxruntime",
+                        backend="onnxruntime")
+    net = OnnxRuntimeNetwork(file.path, num_classes=binding.num_classes,
                              class_names=binding.class_names, release_id=release.id,
-                             card_name=release.card.name, img_size=img_size)
-    log.info("%s: running %s in ONNX Runtime (%s)", release.id, path, source)
+                             card_name=release.card.name, img_size=img_size, record=record)
+    log.info("%s: running %s in ONNX Runtime (%s)", release.id, file.path, source)
     return net

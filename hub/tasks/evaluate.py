@@ -1,8 +1,10 @@
 """Evaluate a card's network under the card's protocol and check the card's claim.
 
-``evaluate("name", data=DIR)`` resolves the card, loads the verified checkpoint (or the caller's
-``weights=``, loaded strictly into the card's architecture), runs COCO bbox evaluation with the
-protocol the card declares, and puts the measured value beside the claimed one.  The report is
+``evaluate("name", data=DIR)`` resolves the card once, loads the verified checkpoint (or the
+caller's ``weights=``, loaded strictly into the card's architecture) through :func:`hub.load`,
+whose record gives the weights file and sha256 for the report, runs COCO bbox evaluation
+(``yolomodels.eval``) with the protocol the card declares, and puts the measured value beside
+the claimed one.  The report is
 written as JSON, markdown and a precision-recall PNG; the detections JSON next to it lets
 COCOeval be re-run without inference.  ``update_card=True`` records the result in the card, for
 cards the user owns.
@@ -14,14 +16,13 @@ import datetime as _dt
 import logging
 import os
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hub import __version__
 from hub.cards.card import Card, EvalProtocol, Release
-from hub.cards.catalog import resolve
+from hub.cards.catalog import CardsArg, resolve
 from hub.errors import CheckpointMismatchError, InputDataError, PublishError
 from hub.settings import get_settings
 
@@ -103,7 +104,7 @@ def evaluate(
     weights: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
     update_card: bool = False,
-    cards_dirs: Sequence[str | os.PathLike] = (),
+    cards_dirs: CardsArg = (),
     split: str | None = None,
     batch_size: int | None = None,
     progress: bool | None = None,
@@ -161,26 +162,24 @@ def evaluate(
             raise InputDataError(f"{exc}; pass the detections.json of a run on this split") from exc
         weights_label, sha, seconds = f"saved detections {det_path.resolve()}", None, 0.0
     else:
+        from hub.assets.download import show_progress
         from hub.tasks.deploy import check_backend
 
+        bar = show_progress(settings, progress)  # decided before loading: no way back after
         if check_backend(backend) == "onnxruntime" or onnx is not None:
             net, weights_label, sha = _onnx_network(
                 release, weights, onnx=onnx, backend=backend, img_size=protocol.img_size,
-                cards_dirs=cards_dirs, progress=progress,
+                progress=progress,
             )
         else:
-            net, weights_label, sha = _network(
-                release, weights, cards_dirs=cards_dirs, mode=mode, progress=progress
-            )
-        from hub.assets.download import show_progress
-
+            net, weights_label, sha = _network(release, weights, mode=mode, progress=progress)
         try:
             run = evaluate_network(
                 net,
                 split_data,
                 settings=inference,
                 detections_path=out_dir / "detections.json",
-                progress=show_progress(settings, progress),
+                progress=bar,
             )
         except YoloModelsError as exc:
             raise InputDataError(str(exc)) from exc
@@ -362,45 +361,37 @@ def _protocol(card: Card) -> EvalProtocol:
     return card.eval_protocol
 
 
-def _network(release: Release, weights, *, cards_dirs, mode: str, progress: bool | None):
+def _network(release: Release, weights, *, mode: str, progress: bool | None):
     """The card's network in eval mode, with the card's verified weights or the caller's.
 
-    Returns ``(net, weights label, full sha256 of the weights file)``.
+    Returns ``(net, weights label, full sha256 of the weights file)``, read from the network's
+    load record.
     """
     from hub.tasks.load import load
 
-    if weights is None:
-        net = load(release.id, cards_dirs=cards_dirs, mode=mode, progress=progress)
-        from hub.assets.files import fetch_release
-
-        fetched = fetch_release(release, progress=False)  # a cache hit: load just verified it
-        return net, str(fetched.path), fetched.sha256
-
-    from hub.assets.integrity import sha256_file
-
-    path = Path(weights)
     try:
-        net = load(release, cards_dirs=cards_dirs, mode=mode, weights=path)
+        net = load(release, mode=mode, progress=progress, weights=weights)
     except CheckpointMismatchError as exc:
+        if weights is None:
+            raise
         raise CheckpointMismatchError(
-            f"{path} does not fit the network of card {release.id}: {exc.report.describe()}; "
-            "check that the checkpoint was trained for this card",
+            f"{weights} does not fit the network of card {release.id}: "
+            f"{exc.report.describe()}; check that the checkpoint was trained for this card",
             exc.report,
         ) from None
-    return net, str(path.resolve()), sha256_file(path)
+    file = net.hub.weights
+    return net, str(file.path.resolve() if file.origin == "local" else file.path), file.sha256
 
 
-def _onnx_network(release: Release, weights, *, onnx, backend, img_size: int, cards_dirs,
-                  progress):
+def _onnx_network(release: Release, weights, *, onnx, backend, img_size: int, progress):
     """The card's ONNX graph in ONNX Runtime: ``(net, label, sha256 of the ONNX file)``."""
-    from hub.assets.integrity import sha256_file
     from hub.tasks.deploy import choose_backend, onnx_network
 
     choose_backend(release, backend, img_size=img_size, onnx=onnx, weights=weights)
     net = onnx_network(release, img_size=img_size, onnx=onnx, weights=weights,
-                       progress=progress, cards_dirs=cards_dirs)
-    path = net.onnx_path
-    return net, f"{path.resolve()} (ONNX Runtime)", sha256_file(path)
+                       progress=progress)
+    file = net.hub.weights
+    return net, f"{file.path.resolve()} (ONNX Runtime)", file.sha256
 
 
 def _default_out(home: Path, release: Release, protocol: EvalProtocol) -> Path:

@@ -4,8 +4,10 @@
 weights in inference form (anchor decode included, NMS left to the caller, as ``hub.load``
 gives it), writes the file with ``mindspore.export`` and, before reporting success, loads the
 file back (MindIR through MindSpore, ONNX through ONNX Runtime), runs it on a fixed input and
-compares its raw output with the MindSpore network's.  Above :data:`REL_TOLERANCE` the export
-fails (:class:`ExportVerificationError`, exit 1) and nothing is kept.
+compares its raw output with the MindSpore network's (:mod:`hub.tasks.export_verify`).  Above
+:data:`REL_TOLERANCE` the export fails (:class:`ExportVerificationError`, exit 1) and nothing is
+kept.  The checkpoint is fetched (or hashed) once and the network loaded from it
+(:func:`hub.tasks.load.load_from`).
 
 Exports are cached under ``$YOLOHUB_HOME/exports/<weights sha256>/<arch>-<size>-b<batch>.<fmt>``
 with a JSON record of the verification next to each file: the key is (weights sha256,
@@ -21,7 +23,6 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from hub.cards.card import Release
+from hub.cards.catalog import CardsArg
 from hub.errors import (
     ExportError,
     ExportVerificationError,
@@ -37,6 +39,15 @@ from hub.errors import (
     UnsupportedOpError,
 )
 from hub.settings import get_settings
+from hub.tasks.export_verify import (  # noqa: F401 (re-exported: hub.tasks.export's old API)
+    REL_TOLERANCE,
+    Verification,
+    compare_outputs,
+    fixed_input,
+    reference_output,
+    run_exported,
+    verify_exported,
+)
 
 __all__ = [
     "FORMATS",
@@ -52,57 +63,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMATS = ("mindir", "onnx")
-REL_TOLERANCE = 1e-4
 MAX_BATCH = 256
 _MS_FORMAT = {"mindir": "MINDIR", "onnx": "ONNX"}
-_RUNTIME = {"mindir": "mindspore", "onnx": "onnxruntime"}
 # MindSpore 2.x: "Can not find key Mish in convert map. Exporting Mish operator is not yet supported."
 _UNSUPPORTED = (
     re.compile(r"Exporting (\w+) operator is not (?:yet )?supported"),
     re.compile(r"Can not find key (\w+) in convert map"),
 )
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The exported file's output on the fixed input, against the MindSpore network's."""
-
-    runtime: str  # what ran the exported file: mindspore (MindIR) or onnxruntime (ONNX)
-    max_abs_diff: float
-    max_rel_diff: float
-    """Largest difference divided by the largest magnitude of its output field (x, y, w, h,
-    objectness, each class score), so boxes in pixels and scores in [0, 1] count alike."""
-    tolerance: float
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return bool(np.isfinite(self.max_rel_diff)) and self.max_rel_diff <= self.tolerance
-
-    def describe(self) -> str:
-        return (f"max abs diff {self.max_abs_diff:.3g}, max rel diff {self.max_rel_diff:.3g} "
-                f"(limit {self.tolerance:g}) on a fixed {'x'.join(map(str, self.input_shape))} "
-                f"input, run by {self.runtime}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "runtime": self.runtime,
-            "max_abs_diff": self.max_abs_diff,
-            "max_rel_diff": self.max_rel_diff,
-            "tolerance": self.tolerance,
-            "ok": self.ok,
-            "input_shape": list(self.input_shape),
-            "output_shape": list(self.output_shape),
-            "seconds": round(self.seconds, 3),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Verification:
-        return cls(d["runtime"], float(d["max_abs_diff"]), float(d["max_rel_diff"]),
-                   float(d["tolerance"]), tuple(d["input_shape"]), tuple(d["output_shape"]),
-                   float(d.get("seconds", 0.0)))
 
 
 @dataclass(frozen=True)
@@ -193,67 +160,6 @@ def default_img_size(release: Release) -> int:
     return int(args.get("img_size", 640))
 
 
-# --- comparing outputs --------------------------------------------------------------------------
-
-
-def fixed_input(batch: int, img_size: int) -> np.ndarray:
-    """The verification input: a seeded image-like batch in [0, 1], the same on every machine."""
-    rng = np.random.RandomState(20240614)
-    return rng.random_sample((batch, 3, img_size, img_size)).astype(np.float32)
-
-
-def compare_outputs(reference: np.ndarray, other: np.ndarray) -> tuple[float, float]:
-    """(max absolute difference, max difference relative to each output field's magnitude)."""
-    reference = np.asarray(reference, np.float64)
-    other = np.asarray(other, np.float64)
-    if reference.shape != other.shape:
-        return float("inf"), float("inf")
-    diff = np.abs(reference - other)
-    if diff.size == 0:
-        return 0.0, 0.0
-    fields = reference.reshape(-1, reference.shape[-1])
-    scale = np.maximum(np.abs(fields).max(axis=0), 1e-3)  # per field: x, y, w, h, obj, classes
-    rel = diff.reshape(-1, reference.shape[-1]) / scale
-    worst_abs = float(diff.max()) if np.isfinite(diff).all() else float("inf")
-    worst_rel = float(rel.max()) if np.isfinite(rel).all() else float("inf")
-    return worst_abs, worst_rel
-
-
-def run_exported(path: Path, fmt: str, x: np.ndarray) -> np.ndarray:
-    """Load ``path`` back with its own runtime and run it on ``x``."""
-    if fmt == "mindir":
-        from hub.tasks.backends import run_mindir
-
-        return run_mindir(path, x)
-    from hub.tasks.backends import onnx_input_shape, open_onnx
-
-    session = open_onnx(path)
-    shape = onnx_input_shape(session)
-    if tuple(shape) != tuple(x.shape):
-        raise InputDataError(
-            f"ONNX file {path} takes inputs of shape {tuple(shape)}, not {tuple(x.shape)}; "
-            "export it for that size and batch"
-        )
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
-def verify_exported(path: Path, fmt: str, x: np.ndarray, reference: np.ndarray) -> Verification:
-    t = time.perf_counter()
-    got = run_exported(path, fmt, x)
-    worst_abs, worst_rel = compare_outputs(reference, got)
-    return Verification(_RUNTIME[fmt], worst_abs, worst_rel, REL_TOLERANCE, tuple(x.shape),
-                        tuple(np.shape(got)), time.perf_counter() - t)
-
-
-def reference_output(net, x: np.ndarray) -> np.ndarray:
-    import mindspore as ms
-
-    out = net(ms.Tensor(x))
-    if isinstance(out, (tuple, list)):
-        out = out[0]
-    return out.asnumpy()
-
-
 # --- the export ---------------------------------------------------------------------------------
 
 
@@ -265,7 +171,7 @@ def export(
     batch: int = 1,
     weights: str | os.PathLike | None = None,
     out: str | os.PathLike | None = None,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     offline: bool | None = None,
     progress: bool | None = None,
     force: bool = False,
@@ -286,11 +192,12 @@ def export(
     operator of the network (after exporting MindIR instead) and
     :class:`ExportVerificationError` when the file does not reproduce the network's output.
     """
-    from hub.tasks.load import _release, bind
+    from hub.cards.catalog import resolve
+    from hub.tasks.load import bind
 
     fmt = check_format(format)
     batch = check_batch(batch)
-    release = _release(spec, cards_dirs)
+    release = resolve(spec, cards_dirs=cards_dirs)
     size = check_img_size(img_size if img_size is not None else default_img_size(release))
     binding = bind(release.card)  # a card that cannot be built fails before any download
     out_path = _check_out(out, fmt)
@@ -299,7 +206,8 @@ def export(
 
         _check_owned(release)
         _store_and_base(release, store, base_url)
-    weights_path, weights_sha = _weights(release, weights, offline=offline, progress=progress)
+    checkpoint = _weights(release, weights, offline=offline, progress=progress)
+    weights_sha = checkpoint.sha256
     if publish and weights is not None and not weights_sha.startswith(release.asset.sha256):
         from hub.errors import PublishError
 
@@ -309,22 +217,21 @@ def export(
             "publish those weights as their own card first (`yolohub publish`)"
         )
     entry = _cache_dir() / weights_sha
-    file = entry / f"{binding.arch}-{size}-b{batch}.{fmt}"
-    record = file.with_name(file.name + ".json")
+    target = entry / f"{binding.arch}-{size}-b{batch}.{fmt}"
+    record = target.with_name(target.name + ".json")
 
     from filelock import FileLock
 
     entry.mkdir(parents=True, exist_ok=True)
     try:
         with FileLock(str(entry / ".lock")):
-            result = None if force else _cached(file, record, release)
+            result = None if force else _cached(target, record, release)
             if result is None:
-                result = _export_fresh(release, binding.arch, fmt, size, batch, weights,
-                                       weights_path, weights_sha, file, record,
-                                       offline=offline, progress=progress)
+                result = _export_fresh(release, binding.arch, fmt, size, batch, checkpoint,
+                                       target, record)
     except _Unsupported as exc:
         _fallback(release, exc.op, size=size, batch=batch, weights=weights, out=out_path,
-                  offline=offline, progress=progress, cards_dirs=cards_dirs)
+                  offline=offline, progress=progress)
     except OSError as exc:
         raise ExportError(
             f"cannot write the export cache {entry}: {exc}; check YOLOHUB_HOME"
@@ -366,21 +273,14 @@ def _cache_dir() -> Path:
     return get_settings().home / "exports"
 
 
-def _weights(release: Release, weights, *, offline, progress) -> tuple[Path, str]:
-    """(checkpoint path, its full sha256): the caller's file, else the card's verified asset."""
-    from hub.assets.integrity import sha256_file
+def _weights(release: Release, weights, *, offline, progress):
+    """The checkpoint to export (a WeightsFile: path and full sha256): the caller's file, else
+    the card's verified asset."""
+    from hub.tasks.load import fetch_checkpoint, local_weights
 
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise InputDataError(f"weights file {path} does not exist; pass a .ckpt file")
-        return path, sha256_file(path)
-    from hub.assets.files import fetch_release
-    from hub.tasks.load import _fetch
-
-    path = _fetch(release, offline=offline, progress=progress)  # refuses a non-ckpt asset
-    fetched = fetch_release(release, offline=offline, progress=False)  # a stat: just verified
-    return path, fetched.sha256
+        return local_weights(weights)
+    return fetch_checkpoint(release, offline=offline, progress=progress)  # refuses a non-ckpt
 
 
 def _mindspore_version() -> str:
@@ -447,14 +347,15 @@ class _Unsupported(Exception):
         super().__init__(op)
 
 
-def _export_fresh(release, arch, fmt, size, batch, weights, weights_path, weights_sha, file,
-                  record, *, offline, progress) -> ExportResult:
+def _export_fresh(release, arch, fmt, size, batch, weights, file, record) -> ExportResult:
+    """Export ``release``'s network with ``weights`` (a WeightsFile already at hand) to
+    ``file``, verify it and write its ``record``."""
     import mindspore as ms
 
     from hub.assets.integrity import sha256_file
-    from hub.tasks.load import load
+    from hub.tasks.load import load_from
 
-    net = load(release, weights=weights, mode="pynative", offline=offline, progress=progress)
+    net = load_from(release, weights, mode="pynative")
     x = fixed_input(batch, size)
     log.info("%s: exporting %s at %dx%d, batch %d", release.id, fmt, size, size, batch)
     reference = reference_output(net, x)
@@ -492,7 +393,7 @@ def _export_fresh(release, arch, fmt, size, batch, weights, weights_path, weight
     result = ExportResult(
         release=release.id, arch=arch, format=fmt, path=file, cache_path=file, sha256=sha,
         size=file.stat().st_size, img_size=size, batch=batch,
-        weights=str(Path(weights_path).resolve()), weights_sha256=weights_sha,
+        weights=str(Path(weights.path).resolve()), weights_sha256=weights.sha256,
         verification=verification, from_cache=False, export_seconds=seconds,
         mindspore_version=_mindspore_version(),
     )
@@ -503,12 +404,12 @@ def _export_fresh(release, arch, fmt, size, batch, weights, weights_path, weight
     return result
 
 
-def _fallback(release, op, *, size, batch, weights, out, offline, progress, cards_dirs):
+def _fallback(release, op, *, size, batch, weights, out, offline, progress):
     """ONNX cannot express ``op``: export (and verify) MindIR instead, then say so."""
     mindir_out = Path(out).with_suffix(".mindir") if out is not None else None
     try:
         mindir = export(release, format="mindir", img_size=size, batch=batch, weights=weights,
-                        out=mindir_out, cards_dirs=cards_dirs, offline=offline,
+                        out=mindir_out, offline=offline,
                         progress=progress)
         instead = (f"exported MindIR instead: {mindir.path} ({mindir.verification.describe()})")
     except HubError as exc:

@@ -1,5 +1,10 @@
 """Turn a card into a ready network: check the binding, fetch the weights, load them strictly.
 
+The network comes back with one record of what this established (``net.hub``, a
+:class:`~hub.tasks.record.LoadRecord`: release, binding, weights file and sha256, load report,
+execution mode), which predict, evaluate, train, demo and export read instead of resolving the
+card or fetching the file again.
+
 Order matters: everything that can be checked without the network is checked first (the card
 names a registered architecture, the arguments fit its builder), then the network is built (the
 builder validates argument values), and only then are the weights downloaded — so a bad card or
@@ -11,21 +16,19 @@ asks for another class count (fine-tuning).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hub.cards.card import Card, Release
-from hub.errors import (
-    ArchitectureNotFoundError,
-    BindingError,
-    CheckpointError,
-    CheckpointMismatchError,
-    InputDataError,
-)
+from hub.cards.catalog import CardsArg, resolve
+from hub.errors import ArchitectureNotFoundError, BindingError, InputDataError
+from hub.tasks.record import LoadRecord, WeightsFile
+from hub.tasks.weights import build_network
 
-__all__ = ["Binding", "bind", "build_for", "load", "load_weights"]
+__all__ = ["Binding", "LoadRecord", "WeightsFile", "bind", "build_for", "fetch_checkpoint",
+           "load", "load_from", "load_weights", "local_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +114,6 @@ def bind(
     )
 
 
-def _release(spec: str | Release, cards_dirs: Sequence) -> Release:
-    if isinstance(spec, Release):
-        return spec
-    from hub.cards.catalog import resolve
-
-    return resolve(spec, cards_dirs=cards_dirs)
-
-
 def _check_mode(mode: str) -> str:
     m = str(mode).lower()
     if m not in MODES:
@@ -126,86 +121,8 @@ def _check_mode(mode: str) -> str:
     return m
 
 
-def _build(binding: Binding):
-    import yolomodels
-    from yolomodels.errors import ArchitectureArgumentError
-
-    try:
-        return yolomodels.build(binding.arch, **binding.args)
-    except ArchitectureArgumentError as exc:
-        raise BindingError(f"card {binding.card.name!r}: {exc}") from None
-
-
-def _finish(net, binding: Binding, mode: str, *, release_id: str, report=None):
-    """Eval mode, execution mode, and the attributes callers (predict, eval, demo) read."""
-    net.set_train(False)
-    net.class_names = binding.class_names
-    net.card_name = binding.card.name
-    net.release_id = release_id
-    net.load_report = report
-    net.execution_mode = _set_execution_mode(net, mode, binding=binding)
-    return net
-
-
-def _set_execution_mode(net, mode: str, *, binding: Binding | None = None) -> str:
-    """Run ``net``'s inference as one compiled graph per input shape (``mode="graph"``).
-
-    Uses ``mindspore.jit`` on this network only, so the process-wide context (which the trainer
-    or other code may rely on) is left alone.  The network's class is swapped for a subclass
-    whose ``__call__`` runs the compiled graph in eval mode; ``construct`` itself is untouched
-    (MindSpore's parser resolves it).  If compilation fails, the network falls back to PyNative
-    for good, with a warning, and keeps working.  Training mode always runs eagerly.  The first
-    call for each input shape goes through the persistent compile cache
-    (:mod:`hub.tasks.compile_cache`) unless ``YOLOHUB_COMPILE_CACHE=0``.
-    """
-    import mindspore as ms
-
-    from hub.settings import get_settings
-    from hub.tasks import compile_cache
-
-    if mode == "pynative":
-        return "pynative"
-    if ms.get_context("mode") == ms.GRAPH_MODE:
-        return "graph"  # the whole process already runs graphs
-    base = type(net)
-    graphs: dict[tuple, Any] = {}
-
-    def run_compiled(args):
-        # one jit object per input shape: MindSpore fixes a function's cache directory at its
-        # first compilation and numbers the graphs in it by compile order
-        key = tuple((tuple(a.shape), str(a.dtype)) for a in args if hasattr(a, "shape"))
-        compiled = graphs.get(key)
-        if compiled is not None:
-            return compiled(*args)
-        settings = get_settings()
-        if binding is None or len(key) != 1 or not settings.compile_cache:
-            compiled = graphs[key] = ms.jit(net.construct)
-            return compiled(*args)
-        (shape, dtype), = key
-        directory = compile_cache.graph_dir(binding.arch, binding.args, shape, dtype,
-                                            settings=settings)
-        with compile_cache.compiling(directory):
-            compiled = graphs[key] = ms.jit(net.construct)
-            return compiled(*args)
-
-    def __call__(self, *args, **kwargs):
-        if self.training or kwargs or getattr(self, "execution_mode", "graph") != "graph":
-            return base.__call__(self, *args, **kwargs)
-        try:
-            return run_compiled(args)
-        except (RuntimeError, TypeError) as exc:
-            self.execution_mode = "pynative"
-            text = str(exc).strip()
-            log.warning(
-                "%s: graph compilation failed (%s); falling back to PyNative execution",
-                getattr(self, "release_id", base.__name__),
-                text.splitlines()[0] if text else type(exc).__name__,
-            )
-            return base.__call__(self, *args)
-
-    net.__class__ = type(base.__name__, (base,), {"__call__": __call__, "__module__": base.__module__,
-                                                 "__qualname__": base.__qualname__})
-    return "graph"
+def _build(release: Release, binding: Binding):
+    return build_network(binding.arch, binding.args, context=f"card {release.card.name!r}")
 
 
 def build_for(
@@ -216,13 +133,17 @@ def build_for(
     mode: str = "graph",
 ):
     """The card's network, randomly initialised, in eval mode (no download)."""
+    from hub.tasks.execution import attach
+
     mode = _check_mode(mode)
     if isinstance(release_or_card, Release):
-        card, rid = release_or_card.card, release_or_card.id
+        release, card = release_or_card, release_or_card.card
     else:
-        card, rid = release_or_card, release_or_card.name
+        card = release_or_card
+        release = Release(card, card.assets[0]) if card.assets else None
     binding = bind(card, num_classes=num_classes, arch_args=arch_args)
-    return _finish(_build(binding), binding, mode, release_id=rid)
+    net = build_network(binding.arch, binding.args, context=f"card {card.name!r}")
+    return attach(net, LoadRecord(release, binding, weights=None, report=None, mode=mode))
 
 
 def load(
@@ -232,7 +153,7 @@ def load(
     num_classes: int | None = None,
     offline: bool | None = None,
     mode: str = "graph",
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     progress: bool | None = None,
     arch_args: Mapping[str, Any] | None = None,
     weights: str | Path | None = None,
@@ -242,90 +163,104 @@ def load(
     Returns a MindSpore cell in eval mode; ``net(x)`` gives decoded boxes ``(B, N, 5 + nc)`` in
     input pixels.  ``num_classes`` different from the card's keeps every weight except the
     card's head parameters (fine-tuning).  ``weights`` loads a local checkpoint (strictly)
-    instead of the card's asset.  ``net.load_report`` says what was loaded and dropped.
+    instead of the card's asset.  ``net.hub`` records what loading established;
+    ``net.load_report`` says what was loaded and dropped.
     """
     mode = _check_mode(mode)
-    release = _release(spec, cards_dirs)
+    release = resolve(spec, cards_dirs=cards_dirs)
     binding = bind(release.card, num_classes=num_classes, arch_args=arch_args)
     if weights is not None and not Path(weights).is_file():
         raise InputDataError(f"weights file {weights} does not exist; pass a .ckpt file")
-    net = _build(binding)
-    report = None
+    net = _build(release, binding)  # the builder checks argument values before any download
     if weights is not None:
-        path = Path(weights)
-        report = _load_into(net, _read(path, release, local=True), binding, path=path,
-                            release=release)
+        file = local_weights(weights)
     elif pretrained:
-        path = _fetch(release, offline=offline, progress=progress)
-        params = _read(path, release)
-        report = _load_into(net, params, binding, path=path, release=release)
-    return _finish(net, binding, mode, release_id=release.id, report=report)
+        file = fetch_checkpoint(release, offline=offline, progress=progress)
+    else:
+        file = None
+    return _finish(net, release, binding, file, mode)
+
+
+def load_from(release: Release, file: WeightsFile, *, mode: str = "graph"):
+    """The card's network with the weights ``file`` already at hand (fetched or local)."""
+    mode = _check_mode(mode)
+    binding = bind(release.card)
+    return _finish(_build(release, binding), release, binding, file, mode)
 
 
 def load_weights(
     spec: str | Release,
     *,
     offline: bool | None = None,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     progress: bool | None = None,
 ) -> dict:
     """The verified checkpoint of ``spec`` as ``{name: numpy array}`` (``ema.`` stripped)."""
-    release = _release(spec, cards_dirs)
-    return _read(_fetch(release, offline=offline, progress=progress), release)
+    from hub.tasks.weights import read_weights
+
+    release = resolve(spec, cards_dirs=cards_dirs)
+    file = fetch_checkpoint(release, offline=offline, progress=progress)
+    return read_weights(file.path, context=release.id, read_hint=_READ_HINT["card"])
 
 
-def _fetch(release: Release, *, offline: bool | None, progress: bool | None) -> Path:
+def fetch_checkpoint(release: Release, *, offline: bool | None = None,
+                     progress: bool | None = None) -> WeightsFile:
+    """The card's checkpoint, downloaded (or found in the cache) and verified."""
     from hub.assets.files import fetch_release
+    from hub.assets.integrity import sha256_file
 
     if release.asset.file_format.lower() != "ckpt":
         raise BindingError(
             f"{release.id}: asset format {release.asset.file_format!r} cannot be loaded into a "
             "MindSpore network; expected file-format: ckpt"
         )
-    return Path(fetch_release(release, offline=offline, progress=progress).path)
+    fetched = fetch_release(release, offline=offline, progress=progress)
+    path = Path(fetched.path)
+    # a card pinning only a prefix: the record holds the full digest of the verified bytes
+    sha = fetched.sha256 if len(fetched.sha256) == 64 else sha256_file(path)
+    return WeightsFile(path, sha, "card")
 
 
-def _read(path: Path, release: Release, *, local: bool = False) -> dict:
-    from yolomodels.checkpoint import read_checkpoint
-    from yolomodels.errors import CheckpointReadError
+def local_weights(path: str | Path) -> WeightsFile:
+    """The caller's checkpoint file, hashed (the record and reports name its sha256)."""
+    from hub.assets.integrity import sha256_file
 
-    try:
-        return read_checkpoint(path)
-    except CheckpointReadError as exc:
-        hint = (
-            "pass a checkpoint saved from this card's network"
-            if local
-            else "the file matched the card's sha256, so the published file itself is not a "
-            "checkpoint; tell the card's author"
+    path = Path(path)
+    if not path.is_file():
+        raise InputDataError(f"weights file {path} does not exist; pass a .ckpt file")
+    return WeightsFile(path, sha256_file(path), "local")
+
+
+_READ_HINT = {
+    "local": "pass a checkpoint saved from this card's network",
+    "card": "the file matched the card's sha256, so the published file itself is not a "
+    "checkpoint; tell the card's author",
+}
+
+
+def _finish(net, release: Release, binding: Binding, file: WeightsFile | None, mode: str):
+    """Load ``file`` strictly (when given) and attach the record."""
+    from hub.tasks.execution import attach
+    from hub.tasks.weights import load_checkpoint
+
+    report = None
+    if file is not None:
+        report = load_checkpoint(
+            net, file.path, context=release.id, drop=binding.drop,
+            read_hint=_READ_HINT[file.origin],
+            fit_hint="the checkpoint was saved from another architecture or other arguments than "
+            f"the card declares ({binding.arch} {dict(binding.args)}); fix the card's "
+            "architecture block or publish the right file",
         )
-        raise CheckpointError(f"{release.id}: {exc}. {hint}") from None
-
-
-def _load_into(net, params: dict, binding: Binding, *, path: Path, release: Release):
-    from yolomodels.checkpoint import load_strict
-
-    report = load_strict(net, params, drop=binding.drop)
-    if not report.ok:
-        hint = (
-            "the checkpoint was saved from another architecture or other arguments than the "
-            f"card declares ({binding.arch} {dict(binding.args)}); fix the card's architecture "
-            "block or publish the right file"
-        )
-        raise CheckpointMismatchError(
-            f"{release.id}: checkpoint {path.name} does not fit the network strictly: "
-            f"{report.describe()}; {hint}",
-            report,
-        )
-    if report.dropped:
-        log.info(
-            "%s: %d classes instead of the card's %d: dropped %d head parameters matching %s "
-            "(%s); they keep their fresh initialisation",
-            release.id,
-            binding.num_classes,
-            binding.card_num_classes,
-            len(report.dropped),
-            ", ".join(binding.drop),
-            ", ".join(report.dropped),
-        )
-    log.info("%s: loaded %d parameters strictly from %s", release.id, len(report.loaded), path)
-    return report
+        if report.dropped:
+            log.info(
+                "%s: %d classes instead of the card's %d: dropped %d head parameters matching "
+                "%s (%s); they keep their fresh initialisation",
+                release.id,
+                binding.num_classes,
+                binding.card_num_classes,
+                len(report.dropped),
+                ", ".join(binding.drop),
+                ", ".join(report.dropped),
+            )
+    return attach(net, LoadRecord(release, binding, weights=file, report=report, mode=mode))

@@ -1,5 +1,8 @@
 """Detect objects in image files with a hub model: letterbox, network, NMS, boxes back, drawing.
 
+A network from :func:`hub.load` carries its card's protocol in its record (``net.hub``), so
+predicting on it never looks the card up again.
+
 The pipeline is the evaluation one (``yolomodels.postprocess``), so what ``predict`` shows is what
 ``evaluate`` scores; only the default confidence threshold differs (a picture with the 300
 lowest-confidence boxes of an mAP run is useless, so predict keeps scores >= 0.25 unless told).
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hub.cards.catalog import CardsArg
 from hub.errors import InputDataError
 from hub.tasks.drawing import draw_detections
 
@@ -162,7 +166,7 @@ def predict(
     iou: float | None = None,
     max_det: int | None = None,
     img_size: int | None = None,
-    cards_dirs: Sequence = (),
+    cards_dirs: CardsArg = (),
     weights: str | os.PathLike | None = None,
     mode: str = "graph",
     offline: bool | None = None,
@@ -195,7 +199,11 @@ def predict(
 
     if img_size is not None:
         _check_size(img_size)
-    net, protocol = _network(spec_or_net, cards_dirs=cards_dirs, weights=weights, mode=mode,
+    if isinstance(spec_or_net, str):
+        from hub.cards.catalog import resolve
+
+        spec_or_net = resolve(spec_or_net, cards_dirs=cards_dirs)  # the one card lookup
+    net, protocol = _network(spec_or_net, weights=weights, mode=mode,
                              offline=offline, progress=progress, backend=backend, onnx=onnx,
                              img_size=img_size)
     iou = float(iou if iou is not None else getattr(protocol, "iou_threshold", DEFAULT_IOU))
@@ -270,22 +278,28 @@ def _check_array(array: np.ndarray, index: int) -> np.ndarray:
     return array
 
 
-def _network(spec_or_net, *, cards_dirs, weights, mode, offline, progress, backend=None,
-             onnx=None, img_size=None):
-    """(network in eval mode, the card's eval protocol or None)."""
-    if isinstance(spec_or_net, str):
-        from hub.tasks.deploy import choose_backend, onnx_network
-        from hub.tasks.load import _release, bind, load
+def _network(spec_or_net, *, weights, mode, offline, progress, backend=None, onnx=None,
+             img_size=None):
+    """(network in eval mode, the card's eval protocol or None).
 
-        release = _release(spec_or_net, cards_dirs)
+    A card's release is loaded here, once; a network from :func:`hub.load` brings its record
+    (``net.hub``), so its card is not looked up again.
+    """
+    from hub.cards.card import Release
+    from hub.tasks.record import record_of
+
+    if isinstance(spec_or_net, Release):
+        from hub.tasks.deploy import choose_backend, onnx_network
+        from hub.tasks.load import bind, load
+
+        release = spec_or_net
         protocol = release.card.eval_protocol
         size = int(img_size or bind(release.card).args.get("img_size")
                    or getattr(protocol, "img_size", 640))
         chosen = choose_backend(release, backend, img_size=size, onnx=onnx, weights=weights)
         if chosen == "onnxruntime":
             net = onnx_network(release, img_size=size if onnx is None else img_size, onnx=onnx,
-                               weights=weights, offline=offline, progress=progress,
-                               cards_dirs=cards_dirs)
+                               weights=weights, offline=offline, progress=progress)
             return net, protocol
         net = load(release, weights=weights, mode=mode, offline=offline, progress=progress)
         return net, protocol
@@ -301,14 +315,5 @@ def _network(spec_or_net, *, cards_dirs, weights, mode, offline, progress, backe
             f"predict expects a card name or a network from hub.load, got {type(net).__name__}"
         )
     net.set_train(False)
-    protocol = None
-    release_id = getattr(net, "release_id", None)
-    if release_id:
-        from hub.cards.catalog import resolve
-        from hub.errors import HubError
-
-        try:
-            protocol = resolve(release_id, cards_dirs=cards_dirs).card.eval_protocol
-        except HubError:  # the card is not visible from here: thresholds use the defaults
-            protocol = None
-    return net, protocol
+    record = record_of(net)  # None for a network built without hub: default thresholds
+    return net, record.protocol if record is not None else None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hub.cards.catalog import resolve
+from hub.cards.catalog import CardsArg, open_catalog, resolve
 from hub.errors import BindingError, CheckpointError, InputDataError
 from hub.settings import get_settings
 
@@ -83,7 +83,7 @@ def train(
     arch_args: Mapping[str, Any] | None = None,
     resume: bool = False,
     from_: str | None = None,
-    cards_dirs: Sequence[str | os.PathLike] = (),
+    cards_dirs: CardsArg = (),
     progress: bool | None = None,
     rank_weights_dir: str | os.PathLike | None = None,
 ) -> TrainResult:
@@ -94,7 +94,8 @@ def train(
     """
     from yolomodels.errors import CheckpointReadError, YoloModelsError
 
-    release = resolve(spec, cards_dirs=cards_dirs)
+    catalog = open_catalog(cards_dirs)  # once: --from resolves in the same snapshot
+    release = catalog.resolve(spec)
     card = release.card
     if card.architecture is None:
         raise BindingError(
@@ -124,7 +125,7 @@ def train(
         arch_args=args,
         from_=from_,
         seed=config.seed,
-        cards_dirs=cards_dirs,
+        catalog=catalog,
         progress=progress,
     )
     run = {
@@ -189,7 +190,7 @@ def effective_recipe(
     *,
     overrides: Sequence[str] | Mapping[str, Any] = (),
     arch_args: Mapping[str, Any] | None = None,
-    cards_dirs: Sequence[str | os.PathLike] = (),
+    cards_dirs: CardsArg = (),
 ) -> dict[str, Any]:
     """The checked recipe (kebab-case, every key) a ``train`` call with these inputs would use."""
     card = resolve(spec, cards_dirs=cards_dirs).card
@@ -252,7 +253,7 @@ def _dataset(data):
     return dataset
 
 
-def _network(release, *, num_classes, arch_args, from_, seed, cards_dirs, progress):
+def _network(release, *, num_classes, arch_args, from_, seed, catalog, progress):
     """The network to train (fresh, or with ``from_``'s weights) and its complete arguments."""
     import mindspore as ms
 
@@ -263,7 +264,7 @@ def _network(release, *, num_classes, arch_args, from_, seed, cards_dirs, progre
     if from_ is None:
         net = build_for(release, num_classes=num_classes, arch_args=arch_args, mode="pynative")
     else:
-        source = resolve(from_, cards_dirs=cards_dirs)
+        source = catalog.resolve(from_)
         src_arch = source.card.architecture.name if source.card.architecture else None
         if src_arch != binding.arch:
             raise BindingError(
@@ -275,10 +276,9 @@ def _network(release, *, num_classes, arch_args, from_, seed, cards_dirs, progre
             num_classes=num_classes,
             arch_args=arch_args,
             mode="pynative",
-            cards_dirs=cards_dirs,
             progress=progress,
         )
-        report = net.load_report
+        report = net.hub.report
         if report is not None and report.dropped:
             log.info(
                 "fine-tuning %s: %d head parameters re-initialised", from_, len(report.dropped)
