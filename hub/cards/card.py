@@ -164,6 +164,19 @@ class Card:
     def tags(self) -> tuple[str, ...]:
         return tuple(str(t) for t in self.front_matter.get("tags") or ())
 
+    @property
+    def stated_metrics(self) -> dict[str, float]:
+        """The named results of a MindSpore Hub card's free-text ``evaluation`` ({} if none)."""
+        return parse_evaluation(self.front_matter.get("evaluation"))
+
+    @property
+    def metric(self) -> str | None:
+        """The metric the card's claims are in: its eval-protocol's, else the first one its
+        free-text ``evaluation`` names."""
+        if self.eval_protocol is not None:
+            return self.eval_protocol.metric
+        return next(iter(self.stated_metrics), None)
+
     def editable_front_matter(self) -> dict[str, Any]:
         """A deep copy of the front-matter to change and write back with ``update_card``."""
         return copy.deepcopy(dict(self.front_matter))
