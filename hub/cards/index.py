@@ -57,21 +57,16 @@ def index_schema() -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _validator():
-    from jsonschema import Draft202012Validator
+    from hub.cards.schema import reference_validator
 
-    from hub.cards.schema import _inline_refs
-
-    Draft202012Validator.check_schema(index_schema())
-    return Draft202012Validator(_inline_refs(index_schema()))
+    return reference_validator(index_schema())
 
 
 @functools.lru_cache(maxsize=1)
 def _fast_validator():
-    try:
-        import jsonschema_rs
-    except ImportError:  # optional speed-up
-        return None
-    return jsonschema_rs.validator_for(index_schema())
+    from hub.cards.schema import fast_validator
+
+    return fast_validator(index_schema())
 
 
 def check_index(data: Any, *, origin: str) -> dict:
