@@ -110,6 +110,16 @@ def test_new_front_matter_follows_the_schema_order_and_leaves_out_nothing_given(
     assert reparsed(card) == card
 
 
+@pytest.mark.parametrize("value", ["\x85  ", "a\u2028b", "x\u2029", "line\nnext\x85", " \n lead",
+                                   "tail \n", "\r\n", "yes", "null", "1e3", "0x1f", "2025-03-10"])
+def test_strings_survive_the_writer(value):
+    """Text YAML would fold, trim or retype comes back as written (found by the property test:
+    PyYAML writes U+0085 raw into single quotes, where reading folds it to a space)."""
+    fm = {"model-name": "m", "summary": value, "tags": [value], "author": value}
+    card = parse_card(render_card(fm))
+    assert card.summary == value and card.tags == (value,) and card.front_matter == fm
+
+
 # --- generated cards ---------------------------------------------------------------------------
 
 ident = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.+\-]{0,12}", fullmatch=True)

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from hub.cards import schema as _schema
-from hub.cards.frontmatter import (  # noqa: F401 (MAX_CARD_BYTES, load_yaml, read_card_text: re-exported)
+from hub.cards.frontmatter import (  # noqa: F401 (the bounds, load_yaml, read_card_text: re-exported)
     MAX_CARD_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
     load_yaml,
     parse_front_matter,
     read_card_text,

@@ -63,8 +63,16 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
+# Characters YAML reads as line breaks that PyYAML (allow_unicode) writes raw into quoted and
+# block scalars, where reading folds them away; in double quotes it escapes them.
+_UNICODE_BREAKS = frozenset("\x85\u2028\u2029")
+
+
 def _str_presenter(dumper, value: str):
-    style = "|" if "\n" in value else None
+    if _UNICODE_BREAKS.intersection(value):
+        style = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar(STR_TAG, value, style=style)
 
 
