@@ -10,7 +10,7 @@ from httpserver import install_socket_guard, serve_copy, write_asset_card
 import hub
 from hub.cards.card import load_card
 from hub.cards.catalog import Registry
-from hub.errors import CardNotFoundError, OfflineModeError
+from hub.errors import CardNotFoundError, InputDataError, OfflineModeError
 
 MiB = 1 << 20
 BUILTIN = [rel.id for rel in Registry.scan().visible()]
@@ -153,6 +153,18 @@ def test_rehash_writes_full_hash_and_size_into_a_prefix_card(served):
     (r,) = hub.verify(["legacy"], cards_dirs=[cards])
     assert r.ok and not r.weak
     assert hub.rehash("legacy", cards_dirs=[cards]).assets == reread.assets  # idempotent
+
+
+def test_rehash_refuses_a_card_that_changed_since_it_was_read(served):
+    """The full hash goes into the card as the file holds it now, never over someone's edit."""
+    cards, sha, _ = served
+    card_path = cards / "legacy.md"
+    release = Registry.scan([cards]).resolve("legacy")
+    edited = card_path.read_text().replace(sha[:8], sha[:10])
+    card_path.write_text(edited)
+    with pytest.raises(InputDataError, match="changed since it was read"):
+        hub.rehash(release)
+    assert card_path.read_text() == edited
 
 
 def test_rehash_from_the_cache_works_offline(served, monkeypatch):

@@ -224,7 +224,7 @@ def rehash(
     becomes the full digest and ``size`` the byte count.  A card that already pins a full digest
     is returned unchanged.
     """
-    from hub.cards.card import update_card
+    from hub.cards.write import edit_card
 
     release = _resolve(spec, cards_dirs)
     card, asset = release.card, release.asset
@@ -244,31 +244,18 @@ def rehash(
             "pass it with --cards DIR (or YOLOHUB_CARDS)"
         )
     result = fetch_release(release, offline=offline, progress=progress)
-    fm = card.editable_front_matter()
-    assets = fm.get("asset") or []
-    from hub.cards.card import asset_versions
 
-    versions = asset_versions(fm)  # as the card parser names them (1.0-mslite, ...)
-    index = next(
-        (
-            i
-            for i, a in enumerate(assets)
-            if versions[i] == asset.version
-            and str(a.get("asset-sha256", "")).lower() == asset.sha256
-        ),
-        None,
-    )
-    if index is None:
+    def pin_full_hash(current: Card) -> dict:
+        for i, a in enumerate(current.assets):
+            if a.version == asset.version and a.sha256 == asset.sha256:
+                full = dataclasses.replace(a, sha256=result.sha256, size=result.size)
+                return {"assets": (*current.assets[:i], full, *current.assets[i + 1:])}
         raise InputDataError(
             f"{card.path} changed since it was read: no asset with version {asset.version!r} "
             f"and sha256 {asset.sha256}; run the command again"
         )
-    entry = dict(assets[index])
-    entry["asset-sha256"] = result.sha256
-    entry["size"] = result.size
-    assets = list(assets)
-    assets[index] = entry
-    new_card = update_card(card.path, {"asset": assets})
+
+    new_card = edit_card(card.path, pin_full_hash)
     _adopt_full_hash(release, result)
     from hub.cards.index import reindex_containing
 

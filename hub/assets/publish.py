@@ -16,7 +16,7 @@ import datetime as _dt
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -206,23 +206,23 @@ def _class_names(class_names, num_classes: int | None):
 
 
 def _protocol(protocol, names, args) -> dict[str, Any]:
-    """The card's eval-protocol (dashed keys), from a mapping or an EvalProtocol dataclass.
+    """The card's eval-protocol fields, from a mapping or an EvalProtocol dataclass.
 
     Fields not given come from the network: its image size, COCO for the 80 COCO classes.
     """
-    defaults = {
+    from hub.cards.write import protocol_fields
+
+    defaults = protocol_fields({
         "dataset": "coco2017" if names == "coco80" else "unspecified",
         "split": "val2017" if names == "coco80" else "val",
         "metric": "AP",
-        "img-size": int(args.get("img_size", 640)),
-    }
+        "img_size": int(args.get("img_size", 640)),
+    })
     if protocol is None:
         return defaults
-    if is_dataclass(protocol):
-        protocol = asdict(protocol)
-    if not isinstance(protocol, Mapping):
+    if not (is_dataclass(protocol) or isinstance(protocol, Mapping)):
         raise PublishError(f"eval_protocol must be a mapping, found {type(protocol).__name__}")
-    return {**defaults, **{str(k).replace("_", "-"): v for k, v in protocol.items()}}
+    return {**defaults, **protocol_fields(protocol)}
 
 
 def _link(rel: Path, path: Path, base_url: str | None) -> str:
@@ -243,47 +243,33 @@ def _mindspore_version() -> str | None:
 def _front_matter(*, name, version, arch, args, names, protocol, sha, size, url, file_format,
                   claimed, recipe, summary, people) -> dict[str, Any]:
     from hub import __version__
+    from hub.cards.card import FORMAT, Architecture, Asset
+    from hub.cards.write import new_front_matter
 
     spec = _arch_spec(arch)
-    asset: dict[str, Any] = {
-        "file-format": file_format,
-        "asset-link": url,
-        "asset-sha256": sha,
-        "size": size,
-        "version": version,
-    }
-    if claimed is not None:
-        asset["claimed"] = round(float(claimed), 4)
-    architecture: dict[str, Any] = {"name": arch, "args": dict(args)}
-    if spec.head_params:
-        architecture["head-params"] = list(spec.head_params)
-    fm: dict[str, Any] = {
-        "format": "yolohub/1",
-        "model-name": name,
-        "backbone-name": arch,
-        "module-type": "cv",
-        "fine-tunable": True,
-        "model-version": version,
-        "train-dataset": protocol.get("dataset", "unspecified"),
-        **({"author": people["author"]} if "author" in people else {}),
-        "update-time": _dt.date.today().isoformat(),
-        "used-for": "inference",
-    }
+    asset = Asset(file_format=file_format, links=(url,), sha256=sha, size=size, version=version,
+                  claimed=round(float(claimed), 4) if claimed is not None else None)
     ms_version = _mindspore_version()
-    if ms_version:
-        fm["mindspore-version"] = ms_version.split("+")[0]
-    fm.update(
-        {
-            "asset": [asset],
-            **({"license": people["license"]} if "license" in people else {}),
-            "summary": summary or f"{arch} checkpoint published with yolohub {__version__}.",
-            "architecture": architecture,
-            "class-names": names,
-            "eval-protocol": protocol,
-        }
+    fm = new_front_matter(
+        format=FORMAT,
+        name=name,
+        backbone_name=arch,
+        module_type="cv",
+        fine_tunable=True,
+        version=version,
+        dataset=protocol.get("dataset", "unspecified"),
+        author=people.get("author"),
+        update_time=_dt.date.today().isoformat(),
+        used_for="inference",
+        mindspore_version=ms_version.split("+")[0] if ms_version else None,
+        assets=[asset],
+        license=people.get("license"),
+        summary=summary or f"{arch} checkpoint published with yolohub {__version__}.",
+        architecture=Architecture(arch, dict(args), tuple(spec.head_params)),
+        class_names=names,
+        eval_protocol=protocol,
+        recipe=_plain(dict(recipe)) if recipe else None,
     )
-    if recipe:
-        fm["recipe"] = _plain(dict(recipe))
     return _plain(fm)
 
 

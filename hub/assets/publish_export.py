@@ -120,46 +120,37 @@ def publish_asset(
 
     from filelock import FileLock
 
-    from hub.cards.card import update_card
+    from hub.cards.card import Asset
+    from hub.cards.write import edit_card
 
-    rel_dir = Path(card.name) / release.asset.version
+    version = release.asset.version
+    rel_dir = Path(card.name) / version
     with FileLock(str(card.path.parent / ".publish.lock")):
         fresh = _reload(release)
-        fm = fresh.editable_front_matter()
-        assets = list(fm.get("asset") or [])
-        default_version = str(fm.get("model-version", "1"))
-        same = [i for i, a in enumerate(assets)
-                if str(a.get("version", default_version)) == release.asset.version
-                and str(a.get("file-format", "")).lower() == fmt]
+        same = [i for i, a in enumerate(fresh.assets)
+                if a.version == version and a.file_format.lower() == fmt]
         if same and not force:
             raise PublishConflictError(
                 f"{card.path} already lists a {fmt} asset for {release.id}; pass --force "
                 "(force=True) to replace it"
             )
         tmp, sha, size = copy_hashing(src, store_dir / rel_dir, fmt)
-        asset_rel = rel_dir / f"{card.name}-{release.asset.version}-{sha[:8]}.{fmt}"
+        asset_rel = rel_dir / f"{card.name}-{version}-{sha[:8]}.{fmt}"
         asset_path = store_dir / asset_rel
         try:
             url = _link(asset_rel, asset_path, base)
-            entry: dict[str, Any] = {
-                "file-format": fmt,
-                "asset-link": url,
-                "asset-sha256": sha,
-                "size": size,
-                "version": release.asset.version,
-                "input-shape": list(shape),
-            }
-            if source_sha256:
-                entry["source-sha256"] = source_sha256
-            if same:
-                assets[same[0]] = entry
-                for i in reversed(same[1:]):
-                    del assets[i]
-            else:
-                assets.append(entry)
+            new = Asset(file_format=fmt, links=(url,), sha256=sha, size=size, version=version,
+                        input_shape=shape, source_sha256=source_sha256 or None)
+
+            def add_asset(now) -> dict:
+                kept = [a for a in now.assets if not (a.version == version
+                                                       and a.file_format.lower() == fmt)]
+                at = next((i for i, a in enumerate(now.assets) if a not in kept), len(kept))
+                return {"assets": (*kept[:at], new, *kept[at:])}
+
             os.replace(tmp, asset_path)
             try:
-                update_card(card.path, {"asset": assets})
+                edit_card(card.path, add_asset)
             except HubError as exc:
                 asset_path.unlink(missing_ok=True)
                 raise PublishError(f"the card {card.path} would not validate with the new "

@@ -1,44 +1,43 @@
-"""Model cards: markdown with YAML front-matter, parsed into typed, validated objects.
+"""The card format: the typed card (Card, Asset, Architecture, EvalProtocol, Release) and parsing.
 
-A card file looks like MindSpore Hub's public cards: an optional title line, a front-matter block
-between two ``---`` lines, then the markdown body.  Parsing keeps line numbers so that every
-problem is reported as ``file:line: field: expected ..., found ...`` and all problems of a card
-are reported at once.
+A card is markdown with YAML front-matter, as MindSpore Hub's public cards are.
+:mod:`hub.cards.frontmatter` splits the text and reads the YAML under bounds, keeping line
+numbers; :mod:`hub.cards.schema` checks the data against ``schema/model-card.schema.json``; this
+module adds the checks one JSON Schema cannot say (fields that must agree) and builds the typed
+card.  All problems of a card are reported at once, each as ``file:line: field: ...``.
+:mod:`hub.cards.write` is the way back, from a card (or changes to one) to text.
 
 Quirks of MindSpore Hub cards that parse here: a title line before the front-matter, links in
 ``<angle brackets>``, 8-hex sha256 prefixes (even all-digit ones YAML would read as integers),
-versions and dates YAML would type as float and date (``2.5``, ``2025-03-10``) and dataset ids in
-any case (``COCO2017``).  Every property the schema types as a string keeps its text as written.
+versions and dates YAML would type as float and date (``2.5``, ``2025-03-10``), dataset ids in
+any case (``COCO2017``), free-text results (``evaluation: mAP46.6``) and assets without versions.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hub.assets.integrity import write_atomic  # noqa: F401 (re-exported: hub.cards.card.write_atomic)
 from hub.cards import schema as _schema
+from hub.cards.frontmatter import (  # noqa: F401 (the bounds, load_yaml, read_card_text: re-exported)
+    MAX_CARD_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    load_yaml,
+    parse_front_matter,
+    read_card_text,
+    split_card,
+)
 from hub.cards.mshub import parse_evaluation
 from hub.errors import CardValidationError, Finding
 
-MAX_CARD_BYTES = 1 << 20
-# Bounds on the front-matter, checked while parsing so that no card costs more than milliseconds
-# and a few MB: nesting depth, YAML events (nodes as written) and values after alias expansion.
-MAX_DEPTH = 32
-MAX_NODES = 20_000
 FORMAT = "yolohub/1"
-_FENCE = re.compile(r"^---[ \t]*$")
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_STR_TAG = "tag:yaml.org,2002:str"
-_NULL_TAG = "tag:yaml.org,2002:null"
+_split = split_card  # the name hub.cards.pages once imported
 
 COCO80_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -52,6 +51,16 @@ COCO80_NAMES = (
     "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
     "teddy bear", "hair drier", "toothbrush",
 )  # fmt: skip
+
+
+def field_key(attribute: str) -> str:
+    """The front-matter key of a dataclass attribute inside a section (``img_size``: ``img-size``)."""
+    return attribute.replace("_", "-")
+
+
+def attribute(key: str) -> str:
+    """The dataclass attribute of a front-matter key inside a section (``img-size``: ``img_size``)."""
+    return str(key).replace("-", "_")
 
 
 # --- typed card -------------------------------------------------------------------------------
@@ -71,6 +80,8 @@ class Asset:
     metric: str | None = None  # what ``claimed`` measures when the card has no eval-protocol
     input_shape: tuple[int, ...] | None = None
     """(batch, 3, height, width) of an exported graph (mindir, onnx); None for checkpoints."""
+    source_sha256: str | None = None
+    """sha256 of the checkpoint an exported graph was made from."""
 
     @property
     def weak(self) -> bool:
@@ -80,6 +91,8 @@ class Asset:
 
 @dataclass(frozen=True)
 class Architecture:
+    """The network a card's weights load into: a registered architecture and its arguments."""
+
     name: str
     args: Mapping[str, Any]
     head_params: tuple[str, ...] = ()
@@ -88,6 +101,8 @@ class Architecture:
 
 @dataclass(frozen=True)
 class EvalProtocol:
+    """How a card's claim is measured: dataset, split, metric and the inference settings."""
+
     dataset: str
     metric: str
     split: str = "val"
@@ -101,7 +116,29 @@ class EvalProtocol:
 
 
 @dataclass(frozen=True)
+class EvalResult:
+    """One measured result a card records (``eval-results``, added by ``eval --update-card``)."""
+
+    metric: str
+    value: float
+    version: str | None = None
+    dataset: str | None = None
+    split: str | None = None
+    date: str | None = None
+    yolohub_version: str | None = None
+    weights_sha256: str | None = None
+    settings: Mapping[str, Any] | None = None  # data, img-size, thresholds, images, as written
+    metrics: Mapping[str, float] | None = None
+
+
+@dataclass(frozen=True)
 class Card:
+    """A parsed, validated card: its typed fields, and the front-matter and body as written.
+
+    The typed fields are read from ``front_matter``; to change a card, change the typed fields
+    and write it with :mod:`hub.cards.write`, which keeps every other field as it was.
+    """
+
     name: str
     version: str
     path: Path | None
@@ -115,10 +152,32 @@ class Card:
     front_matter: Mapping[str, Any]
     body: str
     title: str = ""
+    eval_results: tuple[EvalResult, ...] = ()
 
     @property
     def is_yolohub(self) -> bool:
         return self.front_matter.get("format") == FORMAT
+
+    @property
+    def summary(self) -> str | None:
+        return self.front_matter.get("summary")
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(str(t) for t in self.front_matter.get("tags") or ())
+
+    @property
+    def stated_metrics(self) -> dict[str, float]:
+        """The named results of a MindSpore Hub card's free-text ``evaluation`` ({} if none)."""
+        return parse_evaluation(self.front_matter.get("evaluation"))
+
+    @property
+    def metric(self) -> str | None:
+        """The metric the card's claims are in: its eval-protocol's, else the first one its
+        free-text ``evaluation`` names."""
+        if self.eval_protocol is not None:
+            return self.eval_protocol.metric
+        return next(iter(self.stated_metrics), None)
 
     def editable_front_matter(self) -> dict[str, Any]:
         """A deep copy of the front-matter to change and write back with ``update_card``."""
@@ -156,287 +215,7 @@ class Release:
         )
 
 
-# --- reading ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    title: str
-    data: Any
-    lines: dict[tuple, int]
-    start_line: int
-    body: str
-
-
-def read_card_text(path: str | os.PathLike) -> str:
-    """The text of a card file, refusing huge files and bytes that are not UTF-8."""
-    path = Path(path)
-    file = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_CARD_BYTES:
-            raise CardValidationError(
-                [
-                    Finding(
-                        file,
-                        None,
-                        "",
-                        f"expected a card of at most {MAX_CARD_BYTES} bytes, found {size} bytes; "
-                        "is this really a model card?",
-                    )
-                ]
-            )
-        raw = path.read_bytes()
-    except OSError as exc:
-        finding = Finding(file, None, "", f"cannot read file: {exc.strerror}")
-        raise CardValidationError([finding]) from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise CardValidationError(
-            [
-                Finding(
-                    file,
-                    line,
-                    "",
-                    f"expected UTF-8 text, found byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
-                    "re-save the card as UTF-8",
-                )
-            ]
-        ) from None
-
-
-def _split(text: str, file: str) -> tuple[str, str, int, str]:
-    """(title, front-matter text, line of its first key, body)."""
-    lines = text.splitlines(keepends=True)
-    if not text.strip():
-        raise CardValidationError(
-            [Finding(file, 1, "", "expected a card (front-matter between '---' lines), found an empty file")]
-        )
-    opening = None
-    for i, line in enumerate(lines):
-        if _FENCE.match(line.rstrip("\r\n")):
-            opening = i
-            break
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            raise CardValidationError(
-                [
-                    Finding(
-                        file,
-                        i + 1,
-                        "",
-                        f"expected a '---' line opening the front-matter (only a '# title' may come "
-                        f"before it), found {stripped[:60]!r}",
-                    )
-                ]
-            )
-    if opening is None:
-        raise CardValidationError(
-            [Finding(file, 1, "", "expected front-matter between two '---' lines, found no '---' line")]
-        )
-    for j in range(opening + 1, len(lines)):
-        if _FENCE.match(lines[j].rstrip("\r\n")):
-            title = "".join(lines[:opening])
-            return title, "".join(lines[opening + 1 : j]), opening + 2, "".join(lines[j + 1 :])
-    raise CardValidationError(
-        [
-            Finding(
-                file,
-                opening + 1,
-                "",
-                "expected a closing '---' line for the front-matter opened here, found end of file",
-            )
-        ]
-    )
-
-
-class _Unbounded(Exception):
-    """The front-matter exceeds a parsing bound; carries the finding that says which."""
-
-    def __init__(self, finding: Finding):
-        self.finding = finding
-        super().__init__(finding.message)
-
-
-def _to_python(node: yaml.Node, path: tuple, ctx: _Ctx, key: str | None = None) -> Any:
-    """Convert a composed YAML node, recording the (absolute) line of every path.
-
-    Aliases share nodes, so the composed graph can be tiny while its expansion is huge or
-    infinite: ``ctx.budget`` counts values as they are expanded, and a node met again while it is
-    still being converted is a recursive alias.
-    """
-    line = node.start_mark.line + ctx.offset
-    ctx.budget -= 1
-    if ctx.budget < 0:
-        raise _Unbounded(Finding(
-            ctx.file, line, _fmt(path),
-            f"expected at most {MAX_NODES} values, found more once YAML aliases (*name) are "
-            "expanded; write the values out instead of repeating aliases",
-        ))
-    ctx.lines[path] = line
-    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
-        if len(path) >= MAX_DEPTH:
-            raise _Unbounded(_too_deep(ctx.file, line))
-        if id(node) in ctx.active:
-            raise _Unbounded(Finding(
-                ctx.file, line, _fmt(path),
-                "expected plain values, found a recursive YAML alias (an anchor that contains "
-                "itself); remove the alias",
-            ))
-        ctx.active.add(id(node))
-        try:
-            return _collection_to_python(node, path, ctx, key)
-        finally:
-            ctx.active.discard(id(node))
-    # Scalars: keep the written text where the schema wants a string.
-    if node.tag == _STR_TAG or (key in _schema.string_keys() and node.tag != _NULL_TAG):
-        return node.value
-    value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-    if isinstance(value, float) and not math.isfinite(value):
-        ctx.findings.append(Finding(
-            ctx.file, line, _fmt(path), f"expected a finite number, found {node.value!r}"
-        ))
-    return value
-
-
-def _collection_to_python(node: yaml.Node, path: tuple, ctx: _Ctx, key: str | None) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for knode, vnode in node.value:
-            line = knode.start_mark.line + ctx.offset
-            if not isinstance(knode, yaml.ScalarNode):
-                ctx.findings.append(Finding(ctx.file, line, _fmt(path), "expected a plain key"))
-                continue
-            k = knode.value
-            if k in out:
-                first = ctx.lines[path + (k,)]
-                ctx.findings.append(
-                    Finding(
-                        ctx.file,
-                        line,
-                        _fmt(path + (k,)),
-                        f"duplicate key {k!r} (first on line {first}); keep one",
-                    )
-                )
-                continue
-            out[k] = _to_python(vnode, path + (k,), ctx, key=k)
-            ctx.lines[path + (k,)] = line
-        return out
-    return [_to_python(n, path + (i,), ctx, key=key) for i, n in enumerate(node.value)]
-
-
-@dataclass
-class _Ctx:
-    file: str
-    offset: int
-    lines: dict[tuple, int]
-    findings: list[Finding]
-    budget: int = MAX_NODES
-    active: set[int] = field(default_factory=set)
-
-
-def _too_deep(file: str, line: int) -> Finding:
-    return Finding(file, line, "", f"expected front-matter nested at most {MAX_DEPTH} levels "
-                   "deep, found deeper nesting; is this really a model card?")
-
-
-# Below this size the composed node graph is small whatever the text holds, and the converter's
-# own depth and value checks suffice; above it the event stream is checked before composing.
-_SHAPE_CHECK_BYTES = 64 << 10
-
-
-def _check_shape(fm_text: str, file: str, start: int) -> None:
-    """Refuse front-matter nested deeper than MAX_DEPTH or with more than MAX_NODES nodes.
-
-    Runs over libyaml's event stream, which needs no memory beyond the current event, before
-    anything is composed; a YAML syntax error is left for ``compose`` to report.
-    """
-    if len(fm_text) < _SHAPE_CHECK_BYTES:
-        return
-    depth = nodes = 0
-    try:
-        for event in yaml.parse(fm_text, Loader=_Loader):
-            if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
-                nodes += 1
-            elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                nodes += 1
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise CardValidationError([_too_deep(file, start + event.start_mark.line)])
-            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-            if nodes > MAX_NODES:
-                raise CardValidationError([Finding(
-                    file, start + event.start_mark.line, "",
-                    f"expected front-matter of at most {MAX_NODES} values, found more; is this "
-                    "really a model card?",
-                )])
-    except yaml.YAMLError:
-        return
-
-
-def _fmt(path: tuple) -> str:
-    return _schema._field(path)
-
-
-# MindSpore Hub writes "evaluation: -" for "no result", which YAML reads as a list marker
-_EVAL_DASH = re.compile(r"^(evaluation:[ \t]*)-[ \t]*$", re.MULTILINE)
-
-
-def _compose(text: str, file: str, start: int, what: str) -> yaml.Node | None:
-    """The YAML node graph of ``text`` (lines counted from ``start``), within the shape bounds."""
-    _check_shape(text, file, start)
-    try:
-        return yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = start + mark.line if mark is not None else start
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CardValidationError(
-            [Finding(file, line, "", f"invalid YAML in {what}: {problem}; check indentation and quoting")]
-        ) from None
-
-
-def _convert(node: yaml.Node, file: str, start: int) -> tuple[Any, dict[tuple, int]]:
-    ctx = _Ctx(file, start, {}, [])
-    try:
-        data = _to_python(node, (), ctx)
-    except _Unbounded as exc:
-        raise CardValidationError([exc.finding]) from None
-    except (yaml.YAMLError, ValueError, OverflowError) as exc:
-        raise CardValidationError([Finding(file, start, "", f"unreadable YAML value: {exc}")]) from None
-    if ctx.findings:
-        raise CardValidationError(ctx.findings)
-    return data, ctx.lines
-
-
-def load_yaml(text: str, *, file: str = "<yaml>") -> Any:
-    """Plain data from YAML text (a recipe, an option value) under the card parser's bounds:
-    nesting depth, values after alias expansion, no recursive aliases, finite numbers.
-
-    Raises ``CardValidationError`` with the findings.
-    """
-    node = _compose(text, file, 1, "YAML")
-    return None if node is None else _convert(node, file, 1)[0]
-
-
-def _parse(text: str, file: str) -> _Parsed:
-    title, fm_text, start, body = _split(text, file)
-    fm_text = _EVAL_DASH.sub(r'\1"-"', fm_text)
-    node = _compose(fm_text, file, start, "front-matter")
-    if node is None:
-        raise CardValidationError(
-            [Finding(file, start - 1, "", "expected front-matter fields, found an empty block")]
-        )
-    if not isinstance(node, yaml.MappingNode):
-        raise CardValidationError(
-            [Finding(file, start + node.start_mark.line, "", "expected front-matter of 'key: value' lines, found a "
-                     + ("list" if isinstance(node, yaml.SequenceNode) else "single value"))]
-        )
-    data, lines = _convert(node, file, start)
-    return _Parsed(title, data, lines, start, body)
+# --- reading ---------------------------------------------------------------------------------
 
 
 def asset_versions(data: Mapping) -> list[str]:
@@ -501,12 +280,12 @@ def _semantic_checks(data: dict, lines: dict, file: str) -> list[Finding]:
 
 def parse_card(text: str, *, file: str = "<card>", source: str = "file", path: Path | None = None) -> Card:
     """Parse and validate card text into a ``Card``; raises ``CardValidationError`` with all findings."""
-    parsed = _parse(text, file)
+    parsed = parse_front_matter(text, file)
     findings = _schema.validate(parsed.data, file=file, lines=parsed.lines, start_line=parsed.start_line)
     findings += _semantic_checks(parsed.data, parsed.lines, file) if not findings else []
     if findings:
         raise CardValidationError(findings)
-    return _build(parsed, path=path, source=source)
+    return build_card(parsed.data, body=parsed.body, title=parsed.title, path=path, source=source)
 
 
 def load_card(path: str | os.PathLike, *, source: str = "file") -> Card:
@@ -540,8 +319,9 @@ def free_text_claim(text: object) -> tuple[str, float] | None:
     return next(iter(parse_evaluation(text).items()), None)
 
 
-def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
-    d = parsed.data
+def build_card(d: Mapping[str, Any], *, body: str = "", title: str = "", path: Path | None = None,
+               source: str = "file") -> Card:
+    """The typed card of schema-valid front-matter ``d`` (``parse_card`` checks it first)."""
     version = str(d.get("model-version", "1"))
     free = free_text_claim(d.get("evaluation"))
     assets = []
@@ -562,6 +342,7 @@ def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
                 hardware=a.get("hardware"),
                 metric=metric,
                 input_shape=tuple(a["input-shape"]) if a.get("input-shape") else None,
+                source_sha256=a.get("source-sha256"),
             )
         )
     arch = None
@@ -575,9 +356,7 @@ def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
         )
     proto = None
     if "eval-protocol" in d:
-        p = d["eval-protocol"]
-        proto = EvalProtocol(**{k.replace("-", "_"): v for k, v in p.items()})
-        proto = replace(proto, dataset=proto.dataset.lower())
+        proto = eval_protocol(d["eval-protocol"])
     names = d.get("class-names")
     class_names = COCO80_NAMES if names == "coco80" else (tuple(names) if names else None)
     dataset = d.get("train-dataset")
@@ -593,50 +372,29 @@ def _build(parsed: _Parsed, *, path: Path | None, source: str) -> Card:
         class_names=class_names,
         dataset=dataset.lower() if dataset else None,
         front_matter=d,
-        body=parsed.body,
-        title=parsed.title,
+        body=body,
+        title=title,
+        eval_results=tuple(
+            EvalResult(**{attribute(k): v for k, v in r.items()}) for r in d.get("eval-results") or ()
+        ),
     )
 
 
-# --- writing ----------------------------------------------------------------------------------
+def eval_protocol(fields: Mapping[str, Any]) -> EvalProtocol:
+    """The EvalProtocol of an ``eval-protocol`` mapping (dataset ids compare in lower case)."""
+    proto = EvalProtocol(**{attribute(k): v for k, v in fields.items()})
+    return replace(proto, dataset=proto.dataset.lower())
 
 
-class _Dumper(yaml.SafeDumper):
-    pass
+# --- the write side, importable from here as before ----------------------------------------------
+
+_WRITE_NAMES = frozenset({"render_card", "update_card", "write_atomic"})
 
 
-def _str_presenter(dumper, value: str):
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar(_STR_TAG, value, style=style)
+def __getattr__(name: str):
+    # hub.cards.write imports this module, so its names are looked up when first asked for
+    if name in _WRITE_NAMES:
+        from hub.cards import write
 
-
-_Dumper.add_representer(str, _str_presenter)
-
-
-def render_card(front_matter: Mapping[str, Any], body: str = "", *, title: str = "") -> str:
-    """Card text for a front-matter mapping and a markdown body (key order is kept)."""
-    fm = yaml.dump(
-        dict(front_matter), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100
-    )
-    head = title if not title or title.endswith("\n") else title + "\n"
-    return f"{head}---\n{fm}---\n{body}"
-
-
-def update_card(path: str | os.PathLike, changes: Mapping[str, Any]) -> Card:
-    """Set top-level front-matter fields of a card file, keeping its title and body verbatim.
-
-    The result is validated before the file is replaced, so a bad change never reaches disk.
-    """
-    path = Path(path)
-    text = read_card_text(path)
-    parsed = _parse(text, str(path))
-    data = dict(parsed.data)
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    new_text = render_card(data, parsed.body, title=parsed.title)
-    card = parse_card(new_text, file=str(path), path=path)
-    write_atomic(path, new_text)
-    return card
+        return getattr(write, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -57,21 +57,16 @@ def index_schema() -> dict:
 
 @functools.lru_cache(maxsize=1)
 def _validator():
-    from jsonschema import Draft202012Validator
+    from hub.cards.schema import reference_validator
 
-    from hub.cards.schema import _inline_refs
-
-    Draft202012Validator.check_schema(index_schema())
-    return Draft202012Validator(_inline_refs(index_schema()))
+    return reference_validator(index_schema())
 
 
 @functools.lru_cache(maxsize=1)
 def _fast_validator():
-    try:
-        import jsonschema_rs
-    except ImportError:  # optional speed-up
-        return None
-    return jsonschema_rs.validator_for(index_schema())
+    from hub.cards.schema import fast_validator
+
+    return fast_validator(index_schema())
 
 
 def check_index(data: Any, *, origin: str) -> dict:
@@ -106,12 +101,7 @@ def _iso(ts: float) -> str:
 
 def entry_for(card, *, rel: str, sha256: str, size: int, mtime: float) -> dict[str, Any]:
     """The index entry of a parsed card (``rel`` is its path below the registry, '/'-separated)."""
-    from hub.cards.mshub import parse_evaluation
-
     fm: Mapping[str, Any] = card.front_matter
-    proto = fm.get("eval-protocol") or None
-    metrics = parse_evaluation(fm.get("evaluation"))
-    metric = proto.get("metric") if proto else next(iter(metrics), None)
     published = fm.get("update-time")
     title = card.title.strip().lstrip("#").strip() or None
     entry: dict[str, Any] = {
@@ -122,15 +112,15 @@ def entry_for(card, *, rel: str, sha256: str, size: int, mtime: float) -> dict[s
         "model-version": card.version,
         "versions": [a.version for a in card.assets],
         "title": title,
-        "summary": fm.get("summary"),
-        "tags": [str(t) for t in fm.get("tags") or []],
+        "summary": card.summary,
+        "tags": list(card.tags),
         "dataset": card.dataset,
-        "metric": metric,
-        "metrics": metrics,
+        "metric": card.metric,
+        "metrics": card.stated_metrics,
         "evaluation": str(fm["evaluation"]) if fm.get("evaluation") is not None else None,
         "architecture": card.architecture.name if card.architecture else None,
         "architecture-args": dict(card.architecture.args) if card.architecture else {},
-        "eval-protocol": _plain(proto),
+        "eval-protocol": _plain(fm.get("eval-protocol") or None),
         "eval-results": _plain(list(fm.get("eval-results") or [])),
         "module-type": fm.get("module-type"),
         "license": fm.get("license"),

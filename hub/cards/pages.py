@@ -68,11 +68,6 @@ def _size(n: int | None) -> str:
     from hub.assets.download import human_bytes
 
     return human_bytes(n) if n else "?"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return "?"
 
 
 def _page(title: str, body: str, *, key: str | None = None, up: str = "") -> str:
@@ -266,10 +261,10 @@ def card_page(entry: Mapping, body_md: str, *, plot: str | None = None, url: str
 
 
 def _body_of(path: Path) -> str:
-    from hub.cards.card import _split, read_card_text
+    from hub.cards.frontmatter import read_card_text, split_card
 
     try:
-        return _split(read_card_text(path), str(path))[3]
+        return split_card(read_card_text(path), str(path))[3]
     except Exception:  # the index only lists valid cards; a file changed since is shown empty
         return ""
 

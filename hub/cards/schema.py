@@ -2,7 +2,10 @@
 
 ``schema/model-card.schema.json`` is the single source of truth for what a card may contain; this
 module only adds presentation: the line each error is on, what was expected (from the schema's
-``x-expected`` hints), what was found, and "did you mean" for unknown keys and enum values.
+``x-expected`` hints), what was found, and "did you mean" for unknown keys and enum values.  It
+also compiles schemas for :mod:`hub.cards.index` (the registry index has its own), and tells the
+front-matter reader which properties are strings (:func:`string_keys`) and the writer the order
+of the top-level fields.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ def schema() -> dict:
         return json.load(f)
 
 
-@functools.lru_cache(maxsize=1)
-def _validator():
+def reference_validator(document: dict):
+    """A jsonschema validator of ``document``: ``pattern`` with ECMA-262's meaning (as JSON
+    Schema says) and local ``$ref``s inlined.  Also used for the registry index schema."""
     from jsonschema import Draft202012Validator, ValidationError
     from jsonschema.validators import extend
 
@@ -33,8 +37,31 @@ def _validator():
         if validator.is_type(instance, "string") and not _ecma_regex(patrn).search(instance):
             yield ValidationError(f"{instance!r} does not match {patrn!r}")
 
-    Draft202012Validator.check_schema(schema())
-    return extend(Draft202012Validator, {"pattern": pattern})(_inline_refs(schema()))
+    Draft202012Validator.check_schema(document)
+    return extend(Draft202012Validator, {"pattern": pattern})(_inline_refs(document))
+
+
+def fast_validator(document: dict):
+    """``document`` compiled by ``jsonschema_rs`` (Rust, ~30x faster), or None without it.
+
+    Used only to say "valid" quickly (:func:`fast_is_valid`); any doubt goes to the reference
+    validator, which also produces the readable findings.
+    """
+    try:
+        import jsonschema_rs
+    except ImportError:  # optional speed-up
+        return None
+    return jsonschema_rs.validator_for(document)
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    return reference_validator(schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _fast_validator():
+    return fast_validator(schema())
 
 
 @functools.cache
@@ -111,20 +138,6 @@ def string_keys() -> frozenset[str]:
     for sub in root["$defs"].values():
         walk(sub)
     return frozenset(found)
-
-
-@functools.lru_cache(maxsize=1)
-def _fast_validator():
-    """The same schema compiled by ``jsonschema_rs`` (Rust, ~30x faster), or None.
-
-    Used only to say "valid" quickly; any doubt (invalid, or a value it cannot take) goes to
-    the reference validator, which also produces the readable findings.
-    """
-    try:
-        import jsonschema_rs
-    except ImportError:  # optional speed-up
-        return None
-    return jsonschema_rs.validator_for(schema())
 
 
 def fast_is_valid(validator, data: Any) -> bool:
@@ -211,7 +224,9 @@ def _describe(err, *, file: str, lines, start_line) -> list[Finding]:
         ]
     if v == "required":
         missing = [k for k in err.validator_value if k not in inst]
-        why = " (required by format: yolohub/1)" if "format" in inst and path == () else ""
+        from hub.cards.card import FORMAT
+
+        why = f" (required by format: {FORMAT})" if "format" in inst and path == () else ""
         return [
             Finding(file, line, _field((*path, k)), f"missing required field {k!r}{why}")
             for k in missing

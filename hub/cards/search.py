@@ -46,21 +46,18 @@ class SearchHit:
 
 
 def _fields(rel) -> dict[str, str]:
-    from hub.cards.mshub import parse_evaluation
-
     card = rel.card
-    fm = card.front_matter
-    metrics = list(parse_evaluation(fm.get("evaluation")))
+    metrics = list(card.stated_metrics)
     if card.eval_protocol:
         metrics.insert(0, card.eval_protocol.metric)
     return {
         "name": card.name,
         "architecture": card.architecture.name if card.architecture else "",
-        "tags": " ".join(str(t) for t in fm.get("tags") or []),
+        "tags": " ".join(card.tags),
         "dataset": card.dataset or "",
         "metric": " ".join(metrics),
         "title": card.title.strip().lstrip("#").strip(),
-        "summary": str(fm.get("summary") or ""),
+        "summary": str(card.summary or ""),
     }
 
 
@@ -87,8 +84,6 @@ def search(text: str, *, cards_dirs: CardsArg = ()) -> list[SearchHit]:
             score += max(_WEIGHTS[f] for f in where)
         else:
             card, asset = rel.card, rel.asset
-            proto = card.eval_protocol
-            metric = proto.metric if proto else (raw["metric"].split() or [None])[0]
             hits.append(
                 SearchHit(
                     id=rel.id,
@@ -97,12 +92,12 @@ def search(text: str, *, cards_dirs: CardsArg = ()) -> list[SearchHit]:
                     versions=tuple(r.asset.version for r in reg.versions(name)),
                     score=score + sum(matched.values()),
                     matched=tuple(sorted(matched, key=lambda f: -matched[f])),
-                    summary=card.front_matter.get("summary"),
+                    summary=card.summary,
                     dataset=card.dataset,
-                    metric=metric,
+                    metric=card.metric,
                     claimed=asset.claimed,
                     architecture=card.architecture.name if card.architecture else None,
-                    tags=tuple(str(t) for t in card.front_matter.get("tags") or []),
+                    tags=card.tags,
                     source=card.source,
                     origin=reg.origin(card),
                 )

@@ -257,34 +257,26 @@ def inference_settings(protocol: EvalProtocol):
 
 def record_result(card: Card, report: EvalReport, *, version: str) -> Card:
     """Append the measured result to the card's ``eval-results`` (user-owned cards only)."""
-    from hub.cards.card import update_card
+    from hub.cards.card import EvalResult
+    from hub.cards.write import edit_card, protocol_fields
 
     _check_owned(card)
-    entry = {
-        "metric": report.protocol.metric,
-        "value": round(report.measured, 4),
-        "version": version,
-        "dataset": report.protocol.dataset,
-        "split": report.split,
-        "date": report.date,
-        "yolohub-version": report.yolohub_version,
-        "weights-sha256": report.weights_sha256,
-        "settings": {
-            "data": str(Path(report.data).resolve()),
-            "img-size": report.protocol.img_size,
-            "conf-threshold": report.protocol.conf_threshold,
-            "iou-threshold": report.protocol.iou_threshold,
-            "max-detections": report.protocol.max_detections,
-            "multi-label": report.protocol.multi_label,
-            "images": report.num_images,
-        },
-        "metrics": {
-            k: round(v, 4) for k, v in report.metrics.as_percent().items() if v is not None
-        },
-    }
-    results = list(card.front_matter.get("eval-results") or [])
-    results.append(entry)
-    updated = update_card(card.path, {"eval-results": results})
+    proto = report.protocol
+    kept = ("img_size", "conf_threshold", "iou_threshold", "max_detections", "multi_label")
+    settings = protocol_fields({a: getattr(proto, a) for a in kept})
+    result = EvalResult(
+        metric=proto.metric,
+        value=round(report.measured, 4),
+        version=version,
+        dataset=proto.dataset,
+        split=report.split,
+        date=report.date,
+        yolohub_version=report.yolohub_version,
+        weights_sha256=report.weights_sha256,
+        settings={"data": str(Path(report.data).resolve()), **settings, "images": report.num_images},
+        metrics={k: round(v, 4) for k, v in report.metrics.as_percent().items() if v is not None},
+    )
+    updated = edit_card(card.path, lambda now: {"eval_results": (*now.eval_results, result)})
     _publish_plot(card.path, report)
     from hub.cards.index import reindex_containing
 
