@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hub._paths import builtin_cards_dir
-from hub.cards.card import Architecture, Asset, Card, EvalProtocol
+from hub.cards.card import Architecture, Asset, Card, EvalProtocol, attribute, eval_protocol
 from hub.errors import CardValidationError, Finding, InputDataError
 from hub.settings import get_settings, is_url
 
@@ -141,8 +141,7 @@ class _StubFactory:
         p = entry.get("eval-protocol")
         if isinstance(p, Mapping) and "dataset" in p and "metric" in p:
             def build():
-                kw = {k.replace("-", "_"): v for k, v in p.items()}
-                return EvalProtocol(**{k: v for k, v in kw.items() if k in _PROTO_FIELDS})
+                return eval_protocol({k: v for k, v in p.items() if attribute(k) in _PROTO_FIELDS})
 
             try:
                 key = ("p", tuple(p.items()))
