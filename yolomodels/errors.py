@@ -11,6 +11,7 @@ __all__ = [
     "CheckpointReadError",
     "DatasetError",
     "ImageReadError",
+    "InferenceFormError",
     "RecipeError",
     "UnknownArchitectureError",
     "YoloModelsError",
@@ -56,3 +57,7 @@ class ImageReadError(DatasetError):
 
 class RecipeError(YoloModelsError, ValueError):
     """A training recipe has a missing, unknown or out-of-range value."""
+
+
+class InferenceFormError(YoloModelsError, RuntimeError):
+    """An inference form (BatchNorm folded) was asked to do what only the training form can."""
