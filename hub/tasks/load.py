@@ -138,6 +138,9 @@ def _build(binding: Binding):
 
 def _finish(net, binding: Binding, mode: str, *, release_id: str, report=None):
     """Eval mode, execution mode, and the attributes callers (predict, eval, demo) read."""
+    if mode == "graph":  # inference form (BatchNorm folded); pynative keeps the training form
+        from yolomodels.inference import inference_form
+        net = inference_form(net)
     net.set_train(False)
     net.class_names = binding.class_names
     net.card_name = binding.card.name
@@ -182,7 +185,8 @@ def _set_execution_mode(net, mode: str, *, binding: Binding | None = None) -> st
             compiled = graphs[key] = ms.jit(net.construct)
             return compiled(*args)
         (shape, dtype), = key
-        directory = compile_cache.graph_dir(binding.arch, binding.args, shape, dtype,
+        form = {"form": getattr(net, "form_version", "training")}  # folded or not
+        directory = compile_cache.graph_dir(binding.arch, {**binding.args, **form}, shape, dtype,
                                             settings=settings)
         with compile_cache.compiling(directory):
             compiled = graphs[key] = ms.jit(net.construct)
@@ -240,8 +244,10 @@ def load(
     """The network of card ``spec`` (``name`` or ``name@version``) with its verified weights.
 
     Returns a MindSpore cell in eval mode; ``net(x)`` gives decoded boxes ``(B, N, 5 + nc)`` in
-    input pixels.  ``num_classes`` different from the card's keeps every weight except the
-    card's head parameters (fine-tuning).  ``weights`` loads a local checkpoint (strictly)
+    input pixels.  In ``mode="graph"`` that cell is the inference form (BatchNorm folded into the
+    convolutions, :mod:`yolomodels.inference`), which cannot be trained; ``mode="pynative"``
+    returns the network as built (the training form).  ``num_classes`` different from the
+    card's keeps every weight except the card's head parameters (fine-tuning).  ``weights`` loads a local checkpoint (strictly)
     instead of the card's asset.  ``net.load_report`` says what was loaded and dropped.
     """
     mode = _check_mode(mode)
