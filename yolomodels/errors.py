@@ -12,6 +12,7 @@ __all__ = [
     "DatasetError",
     "ImageReadError",
     "ImageSizeError",
+    "InferenceFormError",
     "RecipeError",
     "UnknownArchitectureError",
     "YoloModelsError",
@@ -61,3 +62,7 @@ class ImageReadError(DatasetError):
 
 class RecipeError(YoloModelsError, ValueError):
     """A training recipe has a missing, unknown or out-of-range value."""
+
+
+class InferenceFormError(YoloModelsError, RuntimeError):
+    """An inference form (BatchNorm folded) was asked to do what only the training form can."""

@@ -34,6 +34,7 @@ class GraphRunner:
     def __init__(self, net, *, binding=None, label: str):
         self.mode = "graph"
         self._construct = net.construct
+        self._net_form = net
         self._binding = binding
         self._label = label
         self._graphs: dict[tuple, Any] = {}
@@ -55,8 +56,9 @@ class GraphRunner:
             compiled = self._graphs[key] = ms.jit(self._construct)
             return compiled(*args)
         (shape, dtype), = key
-        directory = compile_cache.graph_dir(self._binding.arch, self._binding.args, shape, dtype,
-                                            settings=settings)
+        form = {"form": getattr(self._net_form, "form_version", "training")}  # folded or not
+        directory = compile_cache.graph_dir(self._binding.arch, {**self._binding.args, **form},
+                                            shape, dtype, settings=settings)
         with compile_cache.compiling(directory):
             compiled = self._graphs[key] = ms.jit(self._construct)
             return compiled(*args)
@@ -119,11 +121,17 @@ def _loaded_class(base: type) -> type:
 
 def attach(net, record: LoadRecord):
     """Put the network in eval mode, give it ``record`` as ``net.hub`` and run it in
-    ``record.mode``; returns ``net`` (the same object)."""
+    ``record.mode``; returns the network. In graph mode that is its inference form (BatchNorm
+    folded into the convolutions, a new cell); PyNative keeps ``net`` itself (the training form).
+    """
     import dataclasses
 
     import mindspore as ms
 
+    if record.mode == "graph" and not isinstance(net, LoadedNetwork):
+        from yolomodels.inference import inference_form
+
+        net = inference_form(net)
     net.set_train(False)
     if isinstance(net, LoadedNetwork):
         raise InputDataError("this network already carries a load record (net.hub)")

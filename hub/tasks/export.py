@@ -354,8 +354,10 @@ def _export_fresh(release, arch, fmt, size, batch, weights, file, record) -> Exp
 
     from hub.assets.integrity import sha256_file
     from hub.tasks.load import load_from
+    from yolomodels.inference import inference_form
 
     net = load_from(release, weights, mode="pynative")
+    net = inference_form(net)  # what is exported: BatchNorm folded into the convolutions
     x = fixed_input(batch, size)
     log.info("%s: exporting %s at %dx%d, batch %d", release.id, fmt, size, size, batch)
     reference = reference_output(net, x)

@@ -161,10 +161,12 @@ def load(
     """The network of card ``spec`` (``name`` or ``name@version``) with its verified weights.
 
     Returns a MindSpore cell in eval mode; ``net(x)`` gives decoded boxes ``(B, N, 5 + nc)`` in
-    input pixels.  ``num_classes`` different from the card's keeps every weight except the
-    card's head parameters (fine-tuning).  ``weights`` loads a local checkpoint (strictly)
-    instead of the card's asset.  ``net.hub`` records what loading established;
-    ``net.load_report`` says what was loaded and dropped.
+    input pixels.  In ``mode="graph"`` that cell is the inference form (BatchNorm folded into the
+    convolutions, :mod:`yolomodels.inference`), which cannot be trained; ``mode="pynative"``
+    returns the network as built (the training form).  ``num_classes`` different from the
+    card's keeps every weight except the card's head parameters (fine-tuning).  ``weights``
+    loads a local checkpoint (strictly) instead of the card's asset.  ``net.hub`` records what
+    loading established; ``net.load_report`` says what was loaded and dropped.
     """
     mode = _check_mode(mode)
     release = resolve(spec, cards_dirs=cards_dirs)
