@@ -10,6 +10,7 @@ __all__ = [
     "ArchitectureArgumentError",
     "CheckpointReadError",
     "DatasetError",
+    "DistributedError",
     "ImageReadError",
     "RecipeError",
     "UnknownArchitectureError",
@@ -56,3 +57,15 @@ class ImageReadError(DatasetError):
 
 class RecipeError(YoloModelsError, ValueError):
     """A training recipe has a missing, unknown or out-of-range value."""
+
+
+class DistributedError(YoloModelsError, RuntimeError):
+    """A rank of an msrun job failed or was lost; every rank raises it with the same story.
+
+    ``input_error`` is true when each failed rank failed on bad input (an unreadable image),
+    not on a bug or a lost process.
+    """
+
+    def __init__(self, message: str, *, input_error: bool = False):
+        self.input_error = input_error
+        super().__init__(message)
