@@ -187,6 +187,7 @@ def evaluate(
                 detections_path=out_dir / "detections.json",
                 progress=show_progress(settings, progress) and parallel.is_main,
                 parallel=parallel,
+                exchange_dir=settings.home / "ranks",
                 gather_timeout=settings.gather_timeout,
             )
         except YoloModelsError as exc:

@@ -309,9 +309,11 @@ def _sharded(detect, count: int, parallel) -> list[ImageDetections]:
         mine = shard(range(count), parallel)
         return json.dumps([[i, _exact(detect(i))] for i in mine]).encode()
 
+    settings = get_settings()
     try:
-        payloads = exchange(work, parallel, expected=(HubError, YoloModelsError),
-                            timeout=get_settings().gather_timeout)  # fmt: skip
+        payloads = exchange(work, parallel, root=settings.home / "ranks", name="predict",
+                            expected=(HubError, YoloModelsError),
+                            timeout=settings.gather_timeout)  # fmt: skip
     except DistributedError as exc:
         raise hub_error(exc) from None
     found = dict(item for p in payloads for item in json.loads(p))

@@ -1,26 +1,30 @@
 """Evaluation and prediction sharded over the ranks of an ``msrun`` job.
 
-Every rank runs its own shard (``ids[rank::world]``: strided, so image sizes spread evenly),
-then all ranks exchange their results with two all-gathers on the job's communicator: a header
-per rank (status, payload length), then the payloads padded to the longest one.  Every rank
-gets every result, so every rank also learns when another rank failed and raises the same
-one-line error; rank 0 alone scores and writes files.
+Every rank runs its own shard (``ids[rank::world]``: strided, so image sizes spread evenly) and
+posts the result, or its one-line error, as a file in a directory of the job; every rank waits
+for all results, so every rank learns when another failed and raises the same one-line error;
+rank 0 alone scores and writes the report.
 
-Why collectives rather than files in a run directory: they need no directory shared by the
-ranks (msrun also starts ranks on other hosts), leave nothing behind after a crash, and a dead
-peer ends the gather by itself (MindSpore's heartbeat fails the collective after ~30 s).  A
-peer that is alive but stuck is caught by a watchdog: the waiting rank prints one line and
-exits.  Gathering 16 MB between two CPU ranks on loopback takes ~0.3 s (bench_eval_distributed).
+Why files and not MindSpore's collectives: on CPU an ``AllGather`` gives up when a peer arrives
+more than 30 s later (measured, mccl's fixed CollectiveWait), and ranks routinely drift that far
+apart (compile time, load, a larger shard).  Waiting on files has our own limits instead: a
+heartbeat per rank (a killed rank is noticed within ``stale`` seconds) and an overall timeout for
+a rank that is alive but stuck.  The one collective is right after ``init()``, where the ranks
+meet anyway: rank 0's random token names the job's directory.  Ranks on several hosts need
+that directory on a shared file system.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import sys
+import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -30,6 +34,7 @@ from yolomodels.train.distributed import Parallel, launched_by_msrun
 
 __all__ = [
     "GATHER_TIMEOUT",
+    "Job",
     "current",
     "decode_detections",
     "encode_detections",
@@ -40,11 +45,21 @@ __all__ = [
 ]
 
 GATHER_TIMEOUT = 1800.0  # seconds a rank waits for the slowest one before giving up
-WATCHDOG_EXIT_CODE = 10
-_OK, _FAILED, _FAILED_INPUT = 0, 1, 2
+STALE_AFTER = 60.0  # seconds without a heartbeat after which a rank counts as gone
+_BEAT = 2.0
 
-_STATE: Parallel | None = None
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Job:
+    """This process's place in an msrun job, and the job's token (same on every rank)."""
+
+    parallel: Parallel
+    token: str = ""
+
+
+_STATE: Job | None = None
 
 
 def init_ranks() -> Parallel:
@@ -58,18 +73,22 @@ def init_ranks() -> Parallel:
     global _STATE
     if _STATE is None:
         if launched_by_msrun():
+            from mindspore import Tensor, ops
             from mindspore.communication import get_group_size, get_rank, init
 
             init()
-            _STATE = Parallel(rank=get_rank(), world=get_group_size())
+            parallel = Parallel(rank=get_rank(), world=get_group_size())
+            mine = np.frombuffer(secrets.token_bytes(8), np.int32)
+            tokens = ops.AllGather()(Tensor(mine)).asnumpy()  # ranks meet here right after init
+            _STATE = Job(parallel, token=tokens[:2].astype("<i4").tobytes().hex())
         else:
-            _STATE = Parallel()
-    return _STATE
+            _STATE = Job(Parallel())
+    return _STATE.parallel
 
 
 def current() -> Parallel:
     """The rank :func:`init_ranks` found, or rank 0 of 1 when it was not called."""
-    return _STATE or Parallel()
+    return _STATE.parallel if _STATE else Parallel()
 
 
 def shard(items: Sequence[T], parallel: Parallel) -> list[T]:
@@ -81,37 +100,142 @@ def exchange(
     work: Callable[[], bytes],
     parallel: Parallel,
     *,
+    root: str | os.PathLike,
+    name: str = "results",
     expected: tuple[type[BaseException], ...] = (YoloModelsError,),
     timeout: float = GATHER_TIMEOUT,
+    stale: float = STALE_AFTER,
+    token: str | None = None,
 ) -> list[bytes]:
     """Run ``work`` on this rank, then return every rank's bytes (index = rank) on every rank.
 
-    An exception from ``work`` does not leave this rank: it is sent to the others as the rank's
-    result, and every rank then raises :class:`DistributedError` naming the failed rank(s) and
-    their messages (``input_error`` is true when each failure was one of ``expected``, i.e. bad
-    input rather than a bug).  A lost peer raises it too; no answer within ``timeout`` seconds
-    prints one line and exits the process (a stuck collective cannot be interrupted).
+    An exception from ``work`` does not leave this rank: it is posted as the rank's result, and
+    every rank then raises :class:`DistributedError` naming the failed rank(s) and their
+    messages (``input_error`` is true when each failure was one of ``expected``: bad input, not
+    a bug).  A rank that stops beating for ``stale`` seconds, or a wait longer than ``timeout``
+    seconds, raises it too.  ``root`` holds the job's directory (shared by the ranks); ``name``
+    tells several exchanges of one job apart; ``token`` names the job (default: the one
+    :func:`init_ranks` agreed on).
     """
     if not parallel.enabled:
         return [work()]
-    try:
-        payload, status = work(), _OK
-    except expected as exc:
-        payload, status = _one_line(str(exc) or type(exc).__name__).encode(), _FAILED_INPUT
-    except Exception as exc:  # noqa: BLE001 - a bug on one rank must still end every rank
-        payload, status = _one_line(f"{type(exc).__name__}: {exc}").encode(), _FAILED
-    with _watchdog(parallel, timeout):
-        payloads, statuses = _allgather_bytes(payload, status, parallel)
-    failed = [r for r, s in enumerate(statuses) if s != _OK]
+    token = token or (_STATE.token if _STATE is not None else "")
+    if not token:
+        raise DistributedError("exchange() needs init_ranks() first, under msrun")
+    folder = Path(root) / f"job-{token}" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    me = parallel.rank
+    with _Heartbeat(folder / f"rank{me}.alive"):
+        try:
+            payload, kind = work(), "ok"
+        except expected as exc:
+            payload, kind = _one_line(str(exc) or type(exc).__name__).encode(), "input"
+        except Exception as exc:  # noqa: BLE001 - a bug on one rank must still end every rank
+            payload, kind = _one_line(f"{type(exc).__name__}: {exc}").encode(), "bug"
+        _post(folder / f"rank{me}.{kind}", payload)
+        try:
+            posted = _wait_all(folder, parallel, timeout=timeout, stale=stale)
+            _post(folder / f"rank{me}.read", b"")
+        finally:
+            if me == 0:
+                _clean_up(folder, parallel, stale=stale)
+    failed = {r: (k, p) for r, (k, p) in posted.items() if k != "ok"}
     if failed:
-        reasons = "; ".join(
-            f"rank {r}: {payloads[r].decode(errors='replace')}" for r in failed
-        )
+        reasons = "; ".join(f"rank {r}: {p.decode(errors='replace')}" for r, (_, p) in
+                            sorted(failed.items()))  # fmt: skip
         raise DistributedError(
             f"{len(failed)} of {parallel.world} ranks failed ({reasons}); nothing was written",
-            input_error=all(statuses[r] == _FAILED_INPUT for r in failed),
+            input_error=all(k == "input" for k, _ in failed.values()),
         )
-    return payloads
+    return [posted[r][1] for r in range(parallel.world)]
+
+
+def _post(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (readers poll for it)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _wait_all(folder: Path, parallel: Parallel, *, timeout: float, stale: float):
+    """{rank: (kind, payload)} once every rank has posted; DistributedError if one is gone."""
+    start = time.monotonic()
+    posted: dict[int, tuple[str, bytes]] = {}
+    delay = 0.02
+    while True:
+        for r in range(parallel.world):
+            if r in posted:
+                continue
+            for kind in ("ok", "input", "bug"):
+                f = folder / f"rank{r}.{kind}"
+                if f.is_file():
+                    posted[r] = (kind, f.read_bytes())
+                    break
+        if len(posted) == parallel.world:
+            return posted
+        waited = time.monotonic() - start
+        missing = [r for r in range(parallel.world) if r not in posted]
+        gone = [r for r in missing if waited > stale and _age(folder / f"rank{r}.alive") > stale]
+        if gone or (timeout > 0 and waited > timeout):
+            why = (
+                f"rank {', '.join(map(str, gone))} stopped (no sign of life for {stale:g} s: "
+                "killed or crashed, see the msrun log directory)"
+                if gone
+                else f"rank {', '.join(map(str, missing))} sent nothing in {timeout:g} s (stuck? "
+                "raise the gather timeout, YOLOHUB_GATHER_TIMEOUT, if it is just slow)"
+            )
+            raise DistributedError(
+                f"rank {parallel.rank} of {parallel.world} gave up waiting for the other ranks: "
+                f"{why}; nothing was written"
+            )
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return float("inf")
+
+
+def _clean_up(folder: Path, parallel: Parallel, *, stale: float) -> None:
+    """Rank 0 removes the exchange once every rank has read it (bounded wait), and the job's
+    directory when nothing else is left in it."""
+    deadline = time.monotonic() + min(stale, 30.0)
+    while time.monotonic() < deadline and not all(
+        (folder / f"rank{r}.read").is_file() for r in range(parallel.world)
+    ):
+        time.sleep(0.05)
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        folder.parent.rmdir()
+    except OSError:
+        pass
+
+
+class _Heartbeat:
+    """Touch ``path`` every few seconds while the block runs (other ranks watch its mtime)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._done = threading.Event()
+
+    def __enter__(self):
+        self.path.touch()
+        threading.Thread(target=self._beat, daemon=True, name="rank-heartbeat").start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        return False
+
+    def _beat(self) -> None:
+        while not self._done.wait(_BEAT):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
 
 
 def encode_detections(detections: Mapping[int, np.ndarray]) -> bytes:
@@ -136,61 +260,6 @@ def decode_detections(data: bytes) -> dict[int, np.ndarray]:
     return {int(i): p for i, p in zip(ids, parts)}
 
 
-def _allgather_bytes(
-    payload: bytes, status: int, parallel: Parallel
-) -> tuple[list[bytes], list[int]]:
-    """Every rank's (payload, status); int32 all-gathers (MindSpore's CPU AllGather has no
-    byte type), payloads zero-padded to a common multiple of 4 bytes."""
-    from mindspore import Tensor, ops
-
-    gather = ops.AllGather()
-    try:
-        header = np.array([status, len(payload)], np.int32)
-        headers = gather(Tensor(header)).asnumpy().reshape(parallel.world, 2)
-        width = -(-int(headers[:, 1].max()) // 4) or 1
-        padded = np.zeros(width * 4, np.uint8)
-        padded[: len(payload)] = np.frombuffer(payload, np.uint8)
-        blob = gather(Tensor(padded.view(np.int32))).asnumpy().reshape(parallel.world, width)
-    except RuntimeError as exc:
-        raise DistributedError(
-            f"rank {parallel.rank} of {parallel.world} lost contact with the other ranks while "
-            f"gathering results (a rank died or was killed: {_one_line(str(exc))[:160]}); nothing "
-            "was written, see the msrun log directory for the rank that stopped"
-        ) from None
-    raw = blob.view(np.uint8).reshape(parallel.world, width * 4)
-    payloads = [raw[r, : int(headers[r, 1])].tobytes() for r in range(parallel.world)]
-    return payloads, [int(s) for s in headers[:, 0]]
-
-
-class _watchdog:
-    """Exit the process with one line on stderr if the block does not finish in ``timeout``."""
-
-    def __init__(self, parallel: Parallel, timeout: float):
-        self.parallel, self.timeout = parallel, timeout
-        self._done = threading.Event()
-
-    def __enter__(self):
-        if self.timeout > 0:  # 0: wait as long as it takes
-            threading.Thread(target=self._watch, daemon=True, name="gather-watchdog").start()
-        return self
-
-    def __exit__(self, *exc):
-        self._done.set()
-        return False
-
-    def _watch(self) -> None:  # pragma: no cover - runs only when a peer hangs
-        if self._done.wait(self.timeout):
-            return
-        p = self.parallel
-        sys.stderr.write(
-            f"error: rank {p.rank} of {p.world} waited {self.timeout:g} s for the other ranks to "
-            "send their results and gave up (a rank is stuck or was stopped); nothing was "
-            "written. Raise YOLOHUB_GATHER_TIMEOUT if a rank is just slow\n"
-        )
-        sys.stderr.flush()
-        os._exit(WATCHDOG_EXIT_CODE)
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -201,6 +270,7 @@ def run_inference_sharded(
     *,
     settings,
     parallel: Parallel,
+    root: str | os.PathLike,
     progress: bool = False,
     timeout: float = GATHER_TIMEOUT,
 ):
@@ -216,7 +286,7 @@ def run_inference_sharded(
         return encode_detections(run.detections)
 
     merged: dict[int, np.ndarray] = {}
-    for payload in exchange(work, parallel, timeout=timeout):
+    for payload in exchange(work, parallel, root=root, name="eval", timeout=timeout):
         merged.update(decode_detections(payload))
     detections = {i: merged[i] for i in split.image_ids}
     return InferenceRun(detections=detections, seconds=time.perf_counter() - start)

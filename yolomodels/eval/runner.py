@@ -144,6 +144,7 @@ def evaluate_network(
     detections_path: str | os.PathLike | None = None,
     progress: bool = False,
     parallel=None,
+    exchange_dir: str | os.PathLike | None = None,
     gather_timeout: float | None = None,
 ) -> NetworkEvaluation:
     """Run inference over every image of ``split`` and score it with COCOeval.
@@ -151,7 +152,8 @@ def evaluate_network(
     Class indices map to the dataset's category ids (COCO: 80 -> 91); the detections are saved
     to ``detections_path`` (if given) so COCOeval can be re-run without inference.  With an
     enabled ``parallel`` (``yolomodels.eval.distributed.init_ranks()`` under msrun) each rank
-    runs its shard and rank 0 alone saves and scores the gathered detections.
+    runs its shard and rank 0 alone saves and scores the gathered detections; the ranks
+    exchange them through files under ``exchange_dir`` (a directory they all see).
     """
     cat_ids = category_mapping(split.gt, int(net.num_classes))
     if parallel is not None and parallel.enabled:
@@ -159,7 +161,7 @@ def evaluate_network(
 
         run = run_inference_sharded(
             net, split, settings=settings, parallel=parallel, progress=progress,
-            timeout=gather_timeout or GATHER_TIMEOUT,
+            root=exchange_dir, timeout=gather_timeout or GATHER_TIMEOUT,
         )  # fmt: skip
         if not parallel.is_main:
             return NetworkEvaluation(result=None, inference=run, detections_path=None)
