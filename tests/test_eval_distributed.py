@@ -296,22 +296,24 @@ def test_a_corrupt_image_on_one_rank_ends_every_rank_without_a_report(world, tmp
 @needs_msrun
 def test_a_killed_rank_ends_the_job_without_a_report_and_without_a_hang(world, tmp_path):
     logs = tmp_path / "logs"
-    proc = subprocess.Popen(_msrun_cmd(logs, "eval", "tiny_shapes", "--data", world["data"],
-                                       "--cards", world["cards"], "--out", tmp_path / "report"),
-                            env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    with open(tmp_path / "msrun.out", "wb") as out:
+        proc = subprocess.Popen(_msrun_cmd(logs, "eval", "tiny_shapes", "--data", world["data"],
+                                           "--cards", world["cards"], "--out", tmp_path / "report"),
+                                env=_env(), cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
     try:
-        log1, deadline = logs / "worker_1.log", time.monotonic() + 300
-        while time.monotonic() < deadline:  # kill rank 1 once it has its network
+        log1, deadline, text = logs / "worker_1.log", time.monotonic() + 300, ""
+        while time.monotonic() < deadline and proc.poll() is None:
             text = log1.read_text(errors="replace") if log1.is_file() else ""
-            if "loaded" in "\n".join(_ours(text)):
+            if "loaded" in text:  # kill rank 1 once it has its network
                 break
             time.sleep(0.2)
-        pid = int(re.search(r"\((\d+),", text).group(1))  # MindSpore's log prefix holds the pid
-        os.kill(pid, signal.SIGKILL)
+        found = re.search(r"^\[[A-Z]+\] \w+\((\d+),", text, re.M)  # MindSpore's log prefix: pid
+        assert found, (tmp_path / "msrun.out").read_text()[-3000:] + text[-3000:]
+        os.kill(int(found.group(1)), signal.SIGKILL)
         code = proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
     assert code != 0
     assert not (tmp_path / "report").exists()
