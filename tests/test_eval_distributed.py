@@ -89,8 +89,8 @@ def test_a_silent_rank_is_given_up_on(tmp_path):
     with pytest.raises(DistributedError, match=r"rank 0 of 2 gave up .*rank 1 stopped"):
         exchange(lambda: b"x", Parallel(0, 2), root=tmp_path, token="t", stale=0.5)
     # a rank that beats but sends nothing hits the overall timeout
-    folder = tmp_path / "job-u" / "results"
-    folder.mkdir(parents=True)
+    folder = tmp_path / "job-u"  # the job's directory, where the heartbeats are
+    folder.mkdir()
     stop = threading.Event()
 
     def beat():

@@ -129,7 +129,8 @@ def evaluate(
     from yolomodels.eval.report import check_claim, write_report
     from yolomodels.eval.runner import evaluate_network
 
-    parallel = init_ranks()  # first: msrun's scheduler runs this command too, and stops here
+    # first: msrun's scheduler runs this command too, and stops here
+    parallel = init_ranks(root=get_settings().home / "ranks")
     if detections is not None and (weights is not None or update_card):
         raise InputDataError(
             "detections= re-scores saved detections, which do not say which weights made them; "

@@ -221,10 +221,12 @@ def predict(
     Under ``msrun`` each rank detects (and writes) its shard of the images and every rank
     returns all the results, in order.
     """
+    from hub.settings import get_settings
     from yolomodels.eval.distributed import init_ranks
     from yolomodels.postprocess import nms, preprocess, scale_boxes_back
 
-    parallel = init_ranks()  # first: msrun's scheduler runs this command too, and stops here
+    # first: msrun's scheduler runs this command too, and stops here
+    parallel = init_ranks(root=get_settings().home / "ranks")
     if isinstance(images, (str, os.PathLike, np.ndarray)):
         images = [images]
     arrays = [im for im in images if isinstance(im, np.ndarray)]

@@ -16,6 +16,7 @@ that directory on a shared file system.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import secrets
@@ -60,15 +61,18 @@ class Job:
 
 
 _STATE: Job | None = None
+_BEATING: dict[Path, _Heartbeat] = {}
 
 
-def init_ranks() -> Parallel:
+def init_ranks(*, root: str | os.PathLike | None = None) -> Parallel:
     """Join the msrun job (once) and return this process's rank; rank 0 of 1 outside msrun.
 
     Under msrun the scheduler process runs the same command: its ``init()`` serves the cluster
     and exits the process when the workers are done, so call this before anything that could
     fail.  Unlike training, no parallel mode is set: each rank compiles the plain network, so
-    its numbers are the single-process ones.
+    its numbers are the single-process ones.  With ``root`` (the directory later given to
+    :func:`exchange`) the rank's heartbeat starts now, so a rank that dies while still loading
+    is noticed too.
     """
     global _STATE
     if _STATE is None:
@@ -81,6 +85,9 @@ def init_ranks() -> Parallel:
             mine = np.frombuffer(secrets.token_bytes(8), np.int32)
             tokens = ops.AllGather()(Tensor(mine)).asnumpy()  # ranks meet here right after init
             _STATE = Job(parallel, token=tokens[:2].astype("<i4").tobytes().hex())
+            if root is not None:
+                path = Path(root) / f"job-{_STATE.token}" / f"rank{parallel.rank}.alive"
+                _BEATING[path] = _Heartbeat(path).__enter__()  # beats until the process ends
         else:
             _STATE = Job(Parallel())
     return _STATE.parallel
@@ -122,10 +129,12 @@ def exchange(
     token = token or (_STATE.token if _STATE is not None else "")
     if not token:
         raise DistributedError("exchange() needs init_ranks() first, under msrun")
-    folder = Path(root) / f"job-{token}" / name
+    job_dir = Path(root) / f"job-{token}"
+    folder = job_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     me = parallel.rank
-    with _Heartbeat(folder / f"rank{me}.alive"):
+    alive = job_dir / f"rank{me}.alive"
+    with contextlib.nullcontext() if alive in _BEATING else _Heartbeat(alive):
         try:
             payload, kind = work(), "ok"
         except expected as exc:
@@ -135,10 +144,13 @@ def exchange(
         _post(folder / f"rank{me}.{kind}", payload)
         try:
             posted = _wait_all(folder, parallel, timeout=timeout, stale=stale)
-            _post(folder / f"rank{me}.read", b"")
-        finally:
+        except DistributedError:
             if me == 0:
-                _clean_up(folder, parallel, stale=stale)
+                shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        _post(folder / f"rank{me}.read", b"")
+    if me == 0:
+        _clean_up(job_dir, folder, parallel, stale=stale)
     failed = {r: (k, p) for r, (k, p) in posted.items() if k != "ok"}
     if failed:
         reasons = "; ".join(f"rank {r}: {p.decode(errors='replace')}" for r, (_, p) in
@@ -152,6 +164,7 @@ def exchange(
 
 def _post(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all (readers poll for it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # rank 0 may have given up and cleaned up
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
@@ -175,7 +188,8 @@ def _wait_all(folder: Path, parallel: Parallel, *, timeout: float, stale: float)
             return posted
         waited = time.monotonic() - start
         missing = [r for r in range(parallel.world) if r not in posted]
-        gone = [r for r in missing if waited > stale and _age(folder / f"rank{r}.alive") > stale]
+        gone = [r for r in missing
+                if waited > stale and _age(folder.parent / f"rank{r}.alive") > stale]  # fmt: skip
         if gone or (timeout > 0 and waited > timeout):
             why = (
                 f"rank {', '.join(map(str, gone))} stopped (no sign of life for {stale:g} s: "
@@ -199,19 +213,15 @@ def _age(path: Path) -> float:
         return float("inf")
 
 
-def _clean_up(folder: Path, parallel: Parallel, *, stale: float) -> None:
-    """Rank 0 removes the exchange once every rank has read it (bounded wait), and the job's
-    directory when nothing else is left in it."""
+def _clean_up(job_dir: Path, folder: Path, parallel: Parallel, *, stale: float) -> None:
+    """Rank 0 removes the job's directory once every rank has read the results (bounded wait;
+    the heartbeats stop by themselves when their files are gone)."""
     deadline = time.monotonic() + min(stale, 30.0)
     while time.monotonic() < deadline and not all(
         (folder / f"rank{r}.read").is_file() for r in range(parallel.world)
     ):
         time.sleep(0.05)
-    shutil.rmtree(folder, ignore_errors=True)
-    try:
-        folder.parent.rmdir()
-    except OSError:
-        pass
+    shutil.rmtree(job_dir, ignore_errors=True)
 
 
 class _Heartbeat:
@@ -222,6 +232,7 @@ class _Heartbeat:
         self._done = threading.Event()
 
     def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.touch()
         threading.Thread(target=self._beat, daemon=True, name="rank-heartbeat").start()
         return self
