@@ -16,6 +16,7 @@ that directory on a shared file system.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -88,9 +89,18 @@ def init_ranks(*, root: str | os.PathLike | None = None) -> Parallel:
             if root is not None:
                 path = Path(root) / f"job-{_STATE.token}" / f"rank{parallel.rank}.alive"
                 _BEATING[path] = _Heartbeat(path).__enter__()  # beats until the process ends
+                atexit.register(_forget, path)
         else:
             _STATE = Job(Parallel())
     return _STATE.parallel
+
+
+def _forget(alive: Path) -> None:
+    """At exit: drop this rank's heartbeat, and the job's directory if it is left empty (a
+    command that ended before exchanging, e.g. on bad input, leaves nothing behind)."""
+    alive.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        alive.parent.rmdir()
 
 
 def current() -> Parallel:
