@@ -22,6 +22,7 @@ import io
 import os
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -291,15 +292,18 @@ def run_inference_sharded(
     *,
     settings,
     parallel: Parallel,
-    root: str | os.PathLike,
+    root: str | os.PathLike | None = None,
     progress: bool = False,
     timeout: float = GATHER_TIMEOUT,
 ):
     """``run_inference`` over this rank's shard of ``split``, gathered: every rank returns the
-    detections of every image, in the split's order, as one process would have found them."""
+    detections of every image, in the split's order, as one process would have found them.
+    ``root``: the directory the ranks exchange through (default: the system's temp directory,
+    which only ranks on one host share)."""
     from yolomodels.eval.runner import InferenceRun, run_inference
 
     start = time.perf_counter()
+    root = Path(tempfile.gettempdir()) / "yolomodels-ranks" if root is None else root
     mine = shard(split.image_ids, parallel)
 
     def work() -> bytes:
