@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
-def make_world(root: Path, *, images: int, img_size: int) -> tuple[Path, Path]:
+def make_world(root: Path, *, images: int, img_size: int, scale: dict) -> tuple[Path, Path]:
     import mindspore as ms
 
     import yolomodels
@@ -42,7 +42,7 @@ def make_world(root: Path, *, images: int, img_size: int) -> tuple[Path, Path]:
     data = make_dataset(root / "data", num_images=images, img_size=(img_size, img_size * 3 // 4),
                         num_classes=3, seed=0, split="val2017")  # fmt: skip
     ms.set_seed(0)
-    net = yolomodels.build("yolov3_darknet53", num_classes=3, img_size=img_size)
+    net = yolomodels.build("yolov3_darknet53", num_classes=3, img_size=img_size, **scale)
     ckpt = root / "net.ckpt"
     save_checkpoint(net, ckpt)
     sha = hashlib.sha256(ckpt.read_bytes()).hexdigest()
@@ -64,7 +64,7 @@ asset:
     version: "1.0"
 architecture:
   name: yolov3_darknet53
-  args: {{num_classes: 3, img_size: {img_size}}}
+  args: {{num_classes: 3, img_size: {img_size}{"".join(f", {k}: {v}" for k, v in scale.items())}}}
 class-names: [circle, square, triangle]
 eval-protocol:
   dataset: synthetic-shapes
@@ -140,24 +140,29 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=64)
     ap.add_argument("--img-size", type=int, default=640)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--width", type=float, default=1.0, help="width_multiple (1.0: full size)")
+    ap.add_argument("--depth", type=float, default=1.0, help="depth_multiple (1.0: full size)")
     args = ap.parse_args()
+    scale = {k: v for k, v in (("width_multiple", args.width), ("depth_multiple", args.depth))
+             if v != 1.0}  # fmt: skip
+    network = "yolov3_darknet53, 3 classes" + "".join(f", {k} {v}" for k, v in scale.items())
     if shutil.which("msrun") is None:
         raise SystemExit("msrun is not on PATH: put the environment's bin directory first")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         os.environ["YOLOHUB_HOME"] = str(work / "home")
         os.environ.setdefault("YOLOHUB_PROGRESS", "0")
-        data, cards = make_world(work, images=args.images, img_size=args.img_size)
-        for w in (1, 2):  # warm-up: downloads the asset into the cache and fills compile caches
-            run(w, data, cards, work, f"warm{w}")
+        data, cards = make_world(work, images=args.images, img_size=args.img_size, scale=scale)
+        # warm-up: downloads the asset into the cache and fills the compile caches
+        warm = [run(w, data, cards, work, f"warm{w}") for w in (1, 2)]
         runs = [run(w, data, cards, work, f"{w}-{i}")
                 for i in range(args.repeat) for w in (1, 2)]  # fmt: skip
         cost = exchange_cost(work / "x", images=args.images // 2)
-    same = len({r["detections_sha256"] for r in runs}) == 1
+    same = len({r["detections_sha256"] for r in runs + warm}) == 1
     best = {w: max(r["images_per_s"] for r in runs if r["ranks"] == w) for w in (1, 2)}
     result = {
-        "images": args.images, "img_size": args.img_size, "network": "yolov3_darknet53 (3 classes)",
-        "cpus": os.cpu_count(), "python": platform.python_version(), "runs": runs,
+        "images": args.images, "img_size": args.img_size, "network": network,
+        "cpus": os.cpu_count(), "python": platform.python_version(), "warm_up": warm, "runs": runs,
         "best_images_per_s": best, "speedup_2_vs_1": round(best[2] / best[1], 3),
         "detections_identical": same, "exchange": cost,
     }  # fmt: skip
@@ -166,14 +171,15 @@ def main() -> None:
     lines = [
         "# Evaluation under msrun: 1 vs 2 ranks",
         "",
-        f"{args.images} images at {args.img_size} px, full-size YOLOv3 (random weights, 3 classes), "
-        f"batch 8, {os.cpu_count()} CPUs shared with other jobs; runs interleaved after a warm-up "
-        "of each (compile cache filled).",
+        f"{args.images} images at {args.img_size} px, {network} (random weights), batch 8, "
+        f"{os.cpu_count()} CPUs shared with other jobs; runs interleaved after a warm-up of each "
+        "(compile cache filled; warm-up rows marked *).",
         "",
         "| ranks | wall s | inference s | images/s | load avg before/after |",
         "|---:|---:|---:|---:|---|",
-        *[f"| {r['ranks']} | {r['wall_s']} | {r['inference_s']} | {r['images_per_s']} | "
-          f"{r['load_before']} / {r['load_after']} |" for r in runs],  # fmt: skip
+        *[f"| {r['ranks']}{'*' if r in warm else ''} | {r['wall_s']} | {r['inference_s']} | "
+          f"{r['images_per_s']} | {r['load_before']} / {r['load_after']} |"
+          for r in warm + runs],  # fmt: skip
         "",
         f"Best images/s: 1 rank {best[1]}, 2 ranks {best[2]} "
         f"(**{result['speedup_2_vs_1']}x**). Detections identical in every run: {same}.",
