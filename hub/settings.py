@@ -18,6 +18,7 @@ variable                          meaning                                 defaul
 ``YOLOHUB_PROGRESS``              ``auto`` (TTY only), ``1`` or ``0``      ``auto``
 ``YOLOHUB_DEBUG``                 CLI prints tracebacks                   off
 ``YOLOHUB_COMPILE_CACHE``         reuse compiled graphs across processes  on
+``YOLOHUB_GATHER_TIMEOUT``        seconds an msrun rank waits for the rest 1800
 ================================  ======================================  =========================
 
 Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case).  Anything else is an error,
@@ -54,6 +55,7 @@ class Settings:
     progress: str = "auto"
     debug: bool = False
     compile_cache: bool = True
+    gather_timeout: float = 1800.0
 
     def with_(self, **changes) -> Settings:
         """A copy with some fields replaced (``None`` values are ignored)."""
@@ -164,4 +166,5 @@ def get_settings(env: dict[str, str] | None = None) -> Settings:
         registry_ttl=num("YOLOHUB_REGISTRY_TTL", 300.0),
         debug=parse_bool("YOLOHUB_DEBUG", env.get("YOLOHUB_DEBUG", "")),
         compile_cache=parse_bool("YOLOHUB_COMPILE_CACHE", env.get("YOLOHUB_COMPILE_CACHE", "1")),
+        gather_timeout=num("YOLOHUB_GATHER_TIMEOUT", 1800.0),
     )

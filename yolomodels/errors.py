@@ -10,6 +10,7 @@ __all__ = [
     "ArchitectureArgumentError",
     "CheckpointReadError",
     "DatasetError",
+    "DistributedError",
     "ImageReadError",
     "ImageSizeError",
     "InferenceFormError",
@@ -66,3 +67,15 @@ class RecipeError(YoloModelsError, ValueError):
 
 class InferenceFormError(YoloModelsError, RuntimeError):
     """An inference form (BatchNorm folded) was asked to do what only the training form can."""
+
+
+class DistributedError(YoloModelsError, RuntimeError):
+    """A rank of an msrun job failed or was lost; every rank raises it with the same story.
+
+    ``input_error`` is true when each failed rank failed on bad input (an unreadable image),
+    not on a bug or a lost process.
+    """
+
+    def __init__(self, message: str, *, input_error: bool = False):
+        self.input_error = input_error
+        super().__init__(message)

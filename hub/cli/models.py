@@ -60,6 +60,10 @@ def run_predict(args) -> int:
         backend=args.backend,
         onnx=args.onnx,
     )
+    from yolomodels.eval.distributed import current
+
+    if not current().is_main:
+        return 0  # a rank other than 0 under msrun: rank 0 prints every image's line
     if args.json:
         print_json([r.to_dict() for r in results])
         return 0

@@ -23,7 +23,7 @@ from typing import Any
 from hub import __version__
 from hub.cards.card import Card, EvalProtocol, Release
 from hub.cards.catalog import CardsArg, resolve
-from hub.errors import CheckpointMismatchError, InputDataError, PublishError
+from hub.errors import CheckpointMismatchError, HubError, InputDataError, PublishError
 from hub.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ def evaluate(
     detections: str | os.PathLike | None = None,
     backend: str | None = None,
     onnx: str | os.PathLike | None = None,
-) -> EvalReport:
+) -> EvalReport | None:
     """Evaluate card ``name`` (or ``name@version``) on the dataset in ``data``.
 
     The card's ``eval-protocol`` supplies image size, thresholds, max detections, the metric and
@@ -121,13 +121,17 @@ def evaluate(
     run's report directory) without loading a network or running inference.
     ``backend="onnxruntime"`` (or an ``onnx`` file) runs the card's exported ONNX graph in ONNX
     Runtime instead of the MindSpore network.  Returns the report; whether the claim holds is
-    ``report.holds``.
+    ``report.holds``.  Under ``msrun`` each rank infers its shard of the images and rank 0
+    scores them all: it alone writes files and returns the report, the others return None.
     """
     from yolomodels.errors import YoloModelsError
     from yolomodels.eval.coco import evaluate_results, load_results, open_split
+    from yolomodels.eval.distributed import init_ranks
     from yolomodels.eval.report import check_claim, write_report
     from yolomodels.eval.runner import evaluate_network
 
+    # first: msrun's scheduler runs this command too, and stops here
+    parallel = init_ranks(root=get_settings().home / "ranks")
     if detections is not None and (weights is not None or update_card):
         raise InputDataError(
             "detections= re-scores saved detections, which do not say which weights made them; "
@@ -153,6 +157,8 @@ def evaluate(
         raise InputDataError(str(exc)) from exc
 
     if detections is not None:
+        if not parallel.is_main:
+            return None  # re-scoring is rank 0's job alone
         det_path = Path(detections)
         try:
             result = evaluate_results(
@@ -179,10 +185,15 @@ def evaluate(
                 split_data,
                 settings=inference,
                 detections_path=out_dir / "detections.json",
-                progress=bar,
+                progress=bar and parallel.is_main,
+                parallel=parallel,
+                exchange_dir=settings.home / "ranks",
+                gather_timeout=settings.gather_timeout,
             )
         except YoloModelsError as exc:
-            raise InputDataError(str(exc)) from exc
+            raise hub_error(exc) from exc
+        if run.result is None:
+            return None  # another rank than 0 of an msrun job: rank 0 reports
         result, det_path, seconds = run.result, run.detections_path, run.inference.seconds
 
     claim = check_claim(
@@ -239,6 +250,16 @@ def evaluate(
         record_result(card, report, version=release.asset.version)
         report = replace(report, card_updated=True)
     return report
+
+
+def hub_error(exc: Exception) -> HubError:
+    """The hub error for a yolomodels one met while running on images: bad input (exit 9),
+    or a distributed run that lost or broke a rank for another reason (exit 10)."""
+    from yolomodels.errors import DistributedError
+
+    if isinstance(exc, DistributedError) and not exc.input_error:
+        return HubError(str(exc))
+    return InputDataError(str(exc))
 
 
 def inference_settings(protocol: EvalProtocol):

@@ -182,9 +182,15 @@ def predict(
     the card's evaluation protocol, ``conf`` to 0.25.  ``backend`` is ``mindspore`` or
     ``onnxruntime`` (the card's exported ONNX graph, or the file ``onnx``); without it ONNX
     Runtime runs when an ONNX file is at hand (see :mod:`hub.tasks.deploy`), else MindSpore.
+    Under ``msrun`` each rank detects (and writes) its shard of the images and every rank
+    returns all the results, in order.
     """
+    from hub.settings import get_settings
+    from yolomodels.eval.distributed import init_ranks
     from yolomodels.postprocess import nms, preprocess, scale_boxes_back
 
+    # first: msrun's scheduler runs this command too, and stops here
+    parallel = init_ranks(root=get_settings().home / "ranks")
     if isinstance(images, (str, os.PathLike, np.ndarray)):
         images = [images]
     arrays = [im for im in images if isinstance(im, np.ndarray)]
@@ -215,13 +221,16 @@ def predict(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     used: set[Path] = set()
-    results = []
     sources: list[tuple[Path | None, np.ndarray | None]] = [(p, None) for p in paths] + [
         (None, a) for a in arrays
     ]
+    # named from the whole list, so a rank of an msrun job writes what one process would
+    targets = [_out_path(out_dir, p, i, used) if out_dir else None for i, (p, _) in
+               enumerate(sources)]  # fmt: skip
     from mindspore import Tensor
 
-    for index, (path, array) in enumerate(sources):
+    def detect(index: int) -> ImageDetections:
+        path, array = sources[index]
         clock = _Clock()
         image = read_image(path) if path is not None else _check_array(array, index)
         clock.lap("read")
@@ -241,15 +250,61 @@ def predict(
             for box, d in zip(boxes, det)
         )
         clock.lap("postprocess")
-        annotated = None
-        if out_dir is not None:
-            annotated = _out_path(out_dir, path, index, used)
+        annotated = targets[index]
+        if annotated is not None:
             draw_detections(image, detections).save(annotated)
         clock.lap("write")
         h, w = image.shape[:2]
-        results.append(ImageDetections(path, w, h, detections, annotated, clock.laps))
         log.debug("%s: %d detections", path or f"array {index}", len(detections))
-    return results
+        return ImageDetections(path, w, h, detections, annotated, clock.laps)
+
+    if not parallel.enabled:
+        return [detect(i) for i in range(len(sources))]
+    return _sharded(detect, len(sources), parallel)
+
+
+def _sharded(detect, count: int, parallel) -> list[ImageDetections]:
+    """``detect`` over this rank's shard of ``range(count)``; every rank returns all results."""
+    import json
+
+    from hub.errors import HubError
+    from hub.settings import get_settings
+    from hub.tasks.evaluate import hub_error
+    from yolomodels.errors import DistributedError, YoloModelsError
+    from yolomodels.eval.distributed import exchange, shard
+
+    def work() -> bytes:
+        mine = shard(range(count), parallel)
+        return json.dumps([[i, _exact(detect(i))] for i in mine]).encode()
+
+    settings = get_settings()
+    try:
+        payloads = exchange(work, parallel, root=settings.home / "ranks", name="predict",
+                            expected=(HubError, YoloModelsError),
+                            timeout=settings.gather_timeout)  # fmt: skip
+    except DistributedError as exc:
+        raise hub_error(exc) from None
+    found = dict(item for p in payloads for item in json.loads(p))
+    return [_unexact(found[i]) for i in range(count)]
+
+
+def _exact(r: ImageDetections) -> dict[str, Any]:
+    """``r`` as JSON-able values that read back to equal floats (unlike ``to_dict``)."""
+    return {
+        "image": str(r.image) if r.image else None, "width": r.width, "height": r.height,
+        "annotated": str(r.annotated) if r.annotated else None, "timings": dict(r.timings),
+        "detections": [[*d.box, d.score, d.class_id, d.class_name] for d in r.detections],
+    }  # fmt: skip
+
+
+def _unexact(d: dict[str, Any]) -> ImageDetections:
+    dets = tuple(
+        Detection(box=tuple(x[:4]), score=x[4], class_id=x[5], class_name=x[6])
+        for x in d["detections"]
+    )
+    path = lambda v: Path(v) if v else None  # noqa: E731
+    return ImageDetections(path(d["image"]), d["width"], d["height"], dets,
+                           path(d["annotated"]), d["timings"])  # fmt: skip
 
 
 class _Clock:

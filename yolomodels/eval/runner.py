@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,7 @@ class InferenceRun:
 
 @dataclass(frozen=True, eq=False)
 class NetworkEvaluation:
-    result: CocoEvalResult
+    result: CocoEvalResult | None  # None on the ranks other than 0 of an msrun job
     inference: InferenceRun
     detections_path: Path | None
 
@@ -82,16 +83,23 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def run_inference(
-    net, split: CocoSplit, *, settings: InferenceSettings, progress: bool = False
+    net,
+    split: CocoSplit,
+    *,
+    settings: InferenceSettings,
+    progress: bool = False,
+    image_ids: Sequence[int] | None = None,
 ) -> InferenceRun:
-    """Detect objects in every image of ``split`` with ``net`` (switched to eval mode)."""
+    """Detect objects in every image of ``split`` (or only in ``image_ids``) with ``net``
+    (switched to eval mode)."""
     import mindspore as ms
 
     from yolomodels.postprocess import nms, preprocess, scale_boxes_back
 
     net.set_train(False)
-    ids = list(split.image_ids)
-    bs = min(settings.batch_size, len(ids))
+    ids = list(split.image_ids if image_ids is None else image_ids)
+    # the batch shape of a run over the whole split, so a subset's numbers are bit-identical
+    bs = max(1, min(settings.batch_size, len(split.image_ids)))
     detections: dict[int, np.ndarray] = {}
     start_time = time.perf_counter()
     with tqdm(total=len(ids), unit="img", desc="eval", disable=not progress, leave=False) as bar:
@@ -135,14 +143,30 @@ def evaluate_network(
     settings: InferenceSettings,
     detections_path: str | os.PathLike | None = None,
     progress: bool = False,
+    parallel=None,
+    exchange_dir: str | os.PathLike | None = None,
+    gather_timeout: float | None = None,
 ) -> NetworkEvaluation:
     """Run inference over every image of ``split`` and score it with COCOeval.
 
     Class indices map to the dataset's category ids (COCO: 80 -> 91); the detections are saved
-    to ``detections_path`` (if given) so COCOeval can be re-run without inference.
+    to ``detections_path`` (if given) so COCOeval can be re-run without inference.  With an
+    enabled ``parallel`` (``yolomodels.eval.distributed.init_ranks()`` under msrun) each rank
+    runs its shard and rank 0 alone saves and scores the gathered detections; the ranks
+    exchange them through files under ``exchange_dir`` (a directory they all see).
     """
     cat_ids = category_mapping(split.gt, int(net.num_classes))
-    run = run_inference(net, split, settings=settings, progress=progress)
+    if parallel is not None and parallel.enabled:
+        from yolomodels.eval.distributed import GATHER_TIMEOUT, run_inference_sharded
+
+        run = run_inference_sharded(
+            net, split, settings=settings, parallel=parallel, progress=progress,
+            root=exchange_dir, timeout=gather_timeout or GATHER_TIMEOUT,
+        )  # fmt: skip
+        if not parallel.is_main:
+            return NetworkEvaluation(result=None, inference=run, detections_path=None)
+    else:
+        run = run_inference(net, split, settings=settings, progress=progress)
     records = to_coco_results(run.detections, cat_ids)
     saved = save_results(records, detections_path) if detections_path is not None else None
     result = evaluate_results(split.gt, records, image_ids=split.image_ids)
