@@ -36,8 +36,8 @@ def main() -> None:
 
     import hub
     import yolomodels
-    from hub.cards.card import render_card
     from hub.cards.catalog import resolve
+    from hub.cards.write import render_card
     from yolomodels.checkpoint import save_checkpoint
 
     ms.set_device("CPU")

@@ -108,7 +108,7 @@ def publish_random_yolov3(tmp: Path) -> Path:
     code = f"""
 import hashlib, yolomodels
 from pathlib import Path
-from hub.cards.card import render_card
+from hub.cards.write import render_card
 from hub.cards.catalog import resolve
 from yolomodels.checkpoint import save_checkpoint
 tmp = Path({str(tmp)!r})

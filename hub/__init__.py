@@ -42,7 +42,7 @@ _API = {
     "pack": "hub.assets.bundle",
     "unpack": "hub.assets.bundle",
     "export": "hub.tasks.export",
-    "publish_asset": "hub.assets.publish_export",
+    "publish_asset": "hub.tasks.export_publish",
 }
 
 __all__ = sorted(_API) + ["__version__"]

@@ -309,7 +309,7 @@ def write_asset_card(
     version: str = "1.0",
 ) -> Path:
     """A minimal valid card (MindSpore Hub fields only) with one asset; returns its path."""
-    from hub.cards.card import render_card
+    from hub.cards.write import render_card
 
     links = [links] if isinstance(links, str) else list(links)
     asset = {"file-format": "ckpt", "asset-link": links[0], "asset-sha256": sha256,

@@ -21,10 +21,10 @@ from httpserver import make_random_file
 from hub.assets import cache, cleanup
 from hub.assets.cache_layout import CacheLayout
 from hub.assets.download import fetch_file
-from hub.assets.integrity import read_json_dict
 from hub.assets.locks import blob_lock, download_lock
 from hub.assets.records import drop_owner, read_asset_record, write_asset_record
 from hub.errors import ChecksumMismatchError
+from hub.fileio import read_json_dict
 
 MiB = 1 << 20
 

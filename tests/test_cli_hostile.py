@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub._paths import builtin_cards_dir
-from hub.cards.card import render_card
+from hub.cards.write import render_card
 from hub.cli import main
 
 # the README's exit-code table; 130 (Ctrl-C) and 141 (closed pipe) cannot happen here

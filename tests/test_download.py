@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from httpserver import install_socket_guard, make_random_file, serve_copy
 
-from hub.assets.cache_layout import CacheLayout, safe_join
+from hub.assets.cache_layout import CacheLayout
 from hub.assets.download import fetch_file
 from hub.assets.http import parse_retry_after
 from hub.assets.locks import download_lock
@@ -32,6 +32,7 @@ from hub.errors import (
     OfflineModeError,
     UnsafeURLError,
 )
+from hub.fileio import safe_join
 from hub.settings import get_settings
 
 MiB = 1 << 20
@@ -522,7 +523,7 @@ def test_disk_write_failure_is_a_cache_error_and_the_partial_stays_resumable(
 @pytest.mark.parametrize("env, tty, shown", [("0", True, False), ("1", False, True),
                                              ("auto", False, False), ("auto", True, True)])
 def test_progress_bars_follow_yolohub_progress_and_the_tty(monkeypatch, env, tty, shown):
-    from hub.assets.progress import show_progress
+    from hub.progress import show_progress
 
     monkeypatch.setenv("YOLOHUB_PROGRESS", env)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)

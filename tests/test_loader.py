@@ -13,7 +13,7 @@ from nethelpers import SCALED, small_net
 
 import hub
 from hub.assets.serve import serve_directory
-from hub.cards.card import render_card
+from hub.cards.write import render_card
 from hub.errors import (
     ArchitectureNotFoundError,
     BindingError,

@@ -21,7 +21,7 @@ from nethelpers import small_net
 from PIL import Image
 
 import hub
-from hub.cards.card import render_card
+from hub.cards.write import render_card
 from hub.cli import main
 from hub.errors import InputDataError
 from yolomodels.checkpoint import save_checkpoint

@@ -16,8 +16,8 @@ import pytest
 from nethelpers import SCALED, small_net
 
 import hub
-from hub.cards.card import render_card
 from hub.cards.catalog import open_catalog, resolve
+from hub.cards.write import render_card
 from hub.errors import CardNotFoundError, CheckpointMismatchError
 from yolomodels.checkpoint import save_checkpoint
 

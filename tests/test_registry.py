@@ -6,7 +6,8 @@ import pytest
 
 from hub import info, list_models, resolve
 from hub._paths import builtin_cards_dir
-from hub.cards.card import load_card, render_card
+from hub.cards.card import load_card
+from hub.cards.write import render_card
 from hub.errors import AmbiguousNameError, CardNotFoundError, InputDataError
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.cards.card import render_card
+from hub.cards.write import render_card
 from hub.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -182,9 +182,10 @@ def unpack(bundle: str | os.PathLike, *, progress: bool | None = None) -> Unpack
     """Verify every member of ``bundle``, then install its checkpoints into the cache and its
     cards under ``$YOLOHUB_HOME/cards``.  Works with no network (and in offline mode)."""
     from hub.assets.download import fetch_file
-    from hub.assets.integrity import digest_matches, write_atomic
+    from hub.assets.integrity import digest_matches
     from hub.cards.card import load_card
     from hub.cards.catalog import installed_cards_dir
+    from hub.fileio import write_atomic
     from hub.settings import get_settings
 
     bundle = Path(bundle)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.assets.cache_layout import DIGEST_NAME, CacheLayout, partial_state_path
-from hub.assets.integrity import is_weak, read_json_dict
+from hub.assets.integrity import is_weak
 from hub.assets.records import (
     AssetRecord,
     asset_keys,
@@ -23,6 +23,7 @@ from hub.assets.records import (
     locate,
 )
 from hub.errors import CacheError, InputDataError
+from hub.fileio import read_json_dict
 from hub.settings import Settings
 
 

@@ -19,40 +19,17 @@ Every name is derived from hex digests and a checked extension, and every path g
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from hub.assets.integrity import FULL_LENGTH, normalize_sha256
 from hub.errors import CacheError, InputDataError
+from hub.fileio import safe_join
 from hub.settings import Settings, get_settings
 
 _EXT = re.compile(r"^[a-z0-9]{1,16}$")
 DIGEST_NAME = re.compile(r"^[0-9a-f]{8,64}$")
-
-
-def safe_join(root: Path, *parts: str) -> Path:
-    """``root / parts`` but refusing absolute parts, ``..``, separators in names and symlink escapes."""
-    for part in parts:
-        if (
-            not part
-            or part in (".", "..")
-            or "/" in part
-            or "\\" in part
-            or "\x00" in part
-            or os.path.isabs(part)
-        ):
-            raise CacheError(
-                f"refusing cache path component {part!r}: names in the cache must be plain file "
-                "names derived from digests"
-            )
-    path = root.joinpath(*parts)
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if os.path.commonpath([real_root, real]) != real_root:
-        raise CacheError(f"refusing {path}: it resolves to {real}, outside the cache {real_root}")
-    return path
 
 
 def file_extension(file_format: str | None) -> str:

@@ -41,6 +41,10 @@ class Removal:
     def to_dict(self) -> dict:
         return {"removed": [str(p) for p in self.removed], "freed": self.freed, "kept": list(self.kept)}
 
+    def __add__(self, other: Removal) -> Removal:
+        return Removal(self.removed + other.removed, self.freed + other.freed,
+                       self.kept + other.kept)
+
 
 def remove_asset(asset, *, owner: str | None = None, settings: Settings | None = None) -> Removal:
     """Drop ``owner``'s claim on an asset; delete the blob once no asset record refers to it.
@@ -122,11 +126,11 @@ def _remove_blob(layout: CacheLayout, path: Path, sha: str, owner: str | None) -
     return Removal(tuple(removed), freed, tuple(kept))
 
 
-def prune(
-    *, settings: Settings | None = None, partial_age: float = 0.0, compiled: bool = False
-) -> Removal:
-    """Delete blobs no asset record refers to, stale records, quarantined files and partials,
-    and compiled graphs of other MindSpore versions (``compiled``: all compiled graphs).
+def prune(*, settings: Settings | None = None, partial_age: float = 0.0) -> Removal:
+    """Delete blobs no asset record refers to, stale records, quarantined files and partials.
+
+    (Compiled graphs are the compile cache's own: :func:`hub.tasks.compile_cache.prune`;
+    ``yolohub cache prune`` runs both.)
 
     Each blob is deleted under its blob lock, after checking again that no asset record refers
     to it: a download registers the file it returns under the same lock, so a path that
@@ -200,7 +204,4 @@ def prune(
             continue
         freed += size
         removed.append(q)
-    from hub.tasks import compile_cache
-
-    graphs = compile_cache.prune(settings=settings, everything=compiled)
-    return Removal(tuple(removed) + graphs.removed, freed + graphs.freed, tuple(kept))
+    return Removal(tuple(removed), freed, tuple(kept))

@@ -25,7 +25,6 @@ from hub.assets import records
 from hub.assets.cache_layout import CacheLayout, file_extension
 from hub.assets.http import Transport
 from hub.assets.integrity import (
-    _UMASK,
     VerificationRecord,
     digest_matches,
     is_weak,
@@ -35,7 +34,6 @@ from hub.assets.integrity import (
 from hub.assets.local import copy_local
 from hub.assets.locks import blob_lock, download_lock
 from hub.assets.partial import Partial
-from hub.assets.progress import human_bytes, show_progress  # noqa: F401 (re-exported)
 from hub.assets.quarantine import quarantine
 from hub.assets.ranged import fetch_http
 from hub.assets.urls import candidate_urls, check_url, redact
@@ -50,6 +48,8 @@ from hub.errors import (
     UnreachableError,
     UnsafeURLError,
 )
+from hub.fileio import _UMASK
+from hub.progress import human_bytes, show_progress  # noqa: F401 (re-exported)
 from hub.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 from hub.errors import ChecksumMismatchError, InputDataError
+from hub.fileio import write_atomic
 
 CHUNK_SIZE = 1 << 20
 MIN_PREFIX = 8
@@ -160,51 +160,6 @@ class VerificationRecord:
             return cls.from_json(path.read_text())
         except (OSError, ValueError, KeyError, TypeError):
             return None
-
-
-def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8) so that readers never see a half-written file.
-
-    The new file keeps the old file's permissions, or gets the umask's (not ``mkstemp``'s 0600),
-    so cards and records in a shared directory stay readable by the group.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        mode = 0o666 & ~_UMASK
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json_dict(path: str | os.PathLike) -> dict:
-    """The JSON object stored at ``path``, or ``{}`` when it is absent, unreadable or not an object.
-
-    For the cache's small side files (lock owners, resume state, quarantine notes), where a
-    missing or damaged file only means "nothing known".
-    """
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 @dataclass(frozen=True)

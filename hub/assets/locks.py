@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from hub.assets.cache_layout import CacheLayout
-from hub.assets.integrity import read_json_dict, write_atomic
 from hub.errors import LockTimeoutError
+from hub.fileio import read_json_dict, write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.assets.cache_layout import partial_state_path
-from hub.assets.integrity import read_json_dict, write_atomic
-from hub.assets.progress import human_bytes, progress_bar
 from hub.assets.urls import redact
 from hub.errors import CacheError, DownloadError
+from hub.fileio import read_json_dict, write_atomic
+from hub.progress import human_bytes, progress_bar
 from hub.settings import Settings
 
 

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from hub.assets.integrity import write_atomic
 from hub.assets.publish_checks import arch_spec as _arch_spec  # the name _front_matter uses
 from hub.assets.publish_checks import (
     card_arch_args,
@@ -39,12 +38,14 @@ from hub.assets.store_write import (
     missing_dirs,
     place,
 )
-from hub.cards.card import Card, load_card, parse_card, render_card
+from hub.cards.card import Card, load_card, parse_card
+from hub.cards.write import render_card
 from hub.errors import (
     CardValidationError,
     PublishConflictError,
     PublishError,
 )
+from hub.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +308,7 @@ def _body(name, version, arch, args, sha, size, source_name) -> str:
 def _check_load(path: Path, arch: str, args: Mapping[str, Any]):
     """Prove the file loads strictly into ``arch``; return the LoadReport (None when skipped).
 
-    The check is :func:`hub.tasks.weights.build_and_load`, the one strict load ``hub.load``
+    The check is :func:`hub.assets.weights.build_and_load`, the one strict load ``hub.load``
     uses too.
     """
     try:
@@ -318,7 +319,7 @@ def _check_load(path: Path, arch: str, args: Mapping[str, Any]):
         log.warning("yolomodels.checkpoint is not available: publishing without the strict "
                     "load check")
         return None
-    from hub.tasks.weights import build_and_load
+    from hub.assets.weights import build_and_load
 
     _, report = build_and_load(
         arch, args, path, context="cannot publish",

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from hub.assets.cache_layout import CacheLayout
-from hub.assets.integrity import write_atomic
 from hub.assets.urls import redact
+from hub.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,6 @@ from hub.cards.mshub import parse_evaluation
 from hub.errors import CardValidationError, Finding
 
 FORMAT = "yolohub/1"
-_split = split_card  # the name hub.cards.pages once imported
 
 COCO80_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -386,15 +385,12 @@ def eval_protocol(fields: Mapping[str, Any]) -> EvalProtocol:
     return replace(proto, dataset=proto.dataset.lower())
 
 
-# --- the write side, importable from here as before ----------------------------------------------
-
-_WRITE_NAMES = frozenset({"render_card", "update_card", "write_atomic"})
-
-
-def __getattr__(name: str):
-    # hub.cards.write imports this module, so its names are looked up when first asked for
-    if name in _WRITE_NAMES:
-        from hub.cards import write
-
-        return getattr(write, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def is_card_name(path: Path) -> bool:
+    """Whether a ``.md`` file in a cards directory is a card: not a README, not the Chinese
+    twin (``*_cn.md``) of a card that exists."""
+    name = path.name
+    if name.lower() == "readme.md":
+        return False
+    if name.endswith("_cn.md") and path.with_name(name[: -len("_cn.md")] + ".md").exists():
+        return False
+    return True

@@ -283,12 +283,3 @@ def resolve(spec: str | Release, *, cards_dirs: CardsArg = ()) -> Release:
 def version_key(version: str) -> tuple:
     """Natural ordering for versions: 2.10 > 2.9, 910v2 > 910."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.findall(r"\d+|[A-Za-z]+", version))
-
-
-def __getattr__(name: str):
-    # list/info rows live in hub.cards.listing; the old import path keeps working
-    if name in ("list_models", "info", "ModelSummary", "ModelInfo"):
-        from hub.cards import listing
-
-        return getattr(listing, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -169,7 +169,7 @@ def read_index(directory: str | os.PathLike) -> dict | None:
 def scan_cards(root: Path) -> list[str]:
     """Relative '/'-paths of the card files below ``root`` (what ``registry.card_files`` finds),
     sorted; os.scandir instead of pathlib because a registry may hold 10,000 cards."""
-    from hub.cards.catalog import is_card_name
+    from hub.cards.card import is_card_name
 
     out: list[str] = []
     stack = [("", str(root))]
@@ -268,8 +268,7 @@ def write_index(
     """
     from filelock import FileLock
 
-    from hub.assets.integrity import write_atomic
-
+    from hub.fileio import write_atomic
     root = Path(directory)
     if not root.is_dir():
         raise RegistryError(f"cannot index {str(root)!r}: it is not a directory of cards")

@@ -65,8 +65,7 @@ def _e(value: Any) -> str:
 
 
 def _size(n: int | None) -> str:
-    from hub.assets.download import human_bytes
-
+    from hub.progress import human_bytes
     return human_bytes(n) if n else "?"
 
 
@@ -290,8 +289,7 @@ def _existing_key(path: Path) -> str | None:
 def write_catalog(root: str | os.PathLike, index: Mapping, *, url: str | None = None,
                   progress: bool | None = None) -> Path:
     """Write ``root/index.html`` and the card pages that changed; return the index page."""
-    from hub.assets.integrity import write_atomic
-
+    from hub.fileio import write_atomic
     root = Path(root)
     state_file = root / ".catalog-state.json"
     try:

@@ -123,8 +123,8 @@ class RemoteRegistry:
 
     def _refresh(self, cached: dict | None, state: dict) -> RemoteIndex:
         from hub.assets.http import TransientError, get_document
-        from hub.assets.integrity import write_atomic
         from hub.cards.index import check_index
+        from hub.fileio import write_atomic
 
         headers = {}
         if cached is not None:
@@ -169,8 +169,7 @@ class RemoteRegistry:
                      ) -> None:
         """Remember when the index was confirmed and its validators.  A 304 may omit them
         (Python's http.server sends neither ETag nor Last-Modified with it): keep the old ones."""
-        from hub.assets.integrity import write_atomic
-
+        from hub.fileio import write_atomic
         lower = {k.lower(): v for k, v in headers.items()}
         keep = state if revalidated else {}
         new = {
@@ -189,10 +188,8 @@ class RemoteRegistry:
 
     def card_path(self, entry: dict) -> Path:
         """A verified local copy of the card ``entry`` names, fetched when not cached."""
-        from hub.assets.cache_layout import safe_join
         from hub.assets.http import TransientError, get_document
-        from hub.assets.integrity import write_atomic
-
+        from hub.fileio import safe_join, write_atomic
         rel = entry["path"]
         local = safe_join(self.root / "cards", *rel.split("/"))
         if _matches(local, entry):

@@ -224,9 +224,7 @@ def _describe(err, *, file: str, lines, start_line) -> list[Finding]:
         ]
     if v == "required":
         missing = [k for k in err.validator_value if k not in inst]
-        from hub.cards.card import FORMAT
-
-        why = f" (required by format: {FORMAT})" if "format" in inst and path == () else ""
+        why = f" (required by format: {inst['format']})" if "format" in inst and path == () else ""
         return [
             Finding(file, line, _field((*path, k)), f"missing required field {k!r}{why}")
             for k in missing

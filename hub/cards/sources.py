@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from hub._paths import builtin_cards_dir
-from hub.cards.card import Architecture, Asset, Card, EvalProtocol, attribute, eval_protocol
+from hub.cards.card import (
+    Architecture,
+    Asset,
+    Card,
+    EvalProtocol,
+    attribute,
+    eval_protocol,
+    is_card_name,
+)
 from hub.errors import CardValidationError, Finding, InputDataError
 from hub.settings import get_settings, is_url
 
@@ -197,15 +205,6 @@ def card_files(directory: Path) -> list[Path]:
     its card ``x.md`` (MindSpore Hub judges and loads the English card only).
     """
     return sorted(p for p in directory.rglob("*.md") if p.is_file() and is_card_name(p))
-
-
-def is_card_name(path: Path) -> bool:
-    name = path.name
-    if name.lower() == "readme.md":
-        return False
-    if name.endswith("_cn.md") and path.with_name(name[: -len("_cn.md")] + ".md").exists():
-        return False
-    return True
 
 
 def as_card_error(path: Path, exc: Exception) -> CardValidationError:

@@ -25,7 +25,6 @@ from typing import Any
 
 import yaml
 
-from hub.assets.integrity import write_atomic
 from hub.cards import schema as _schema
 from hub.cards.card import (
     COCO80_NAMES,
@@ -39,6 +38,7 @@ from hub.cards.card import (
     parse_card,
 )
 from hub.cards.frontmatter import STR_TAG, parse_front_matter, read_card_text
+from hub.fileio import write_atomic
 
 __all__ = [
     "architecture_fields",

@@ -143,7 +143,7 @@ def register(sub) -> None:
 
 
 def _size(n: int | None) -> str:
-    from hub.assets.progress import human_bytes
+    from hub.progress import human_bytes
 
     return "?" if n is None else human_bytes(n)
 
@@ -276,9 +276,12 @@ def cmd_cache_rm(args: argparse.Namespace) -> int:
 
 def cmd_cache_prune(args: argparse.Namespace) -> int:
     from hub.assets.cleanup import prune
+    from hub.tasks import compile_cache
 
-    _print_removal(prune(partial_age=args.partial_age, compiled=args.compiled), "cache prune",
-                   args.json)
+    # the file cache, then compiled graphs of other MindSpore versions (--compiled: all of them)
+    removal = prune(partial_age=args.partial_age)
+    removal += compile_cache.prune(everything=args.compiled)
+    _print_removal(removal, "cache prune", args.json)
     return 0
 
 

@@ -40,8 +40,7 @@ def register(sub) -> None:
 
 
 def _size(n: int | None) -> str:
-    from hub.assets.download import human_bytes
-
+    from hub.progress import human_bytes
     return "?" if n is None else human_bytes(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":

@@ -59,8 +59,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.json:
         print_json(r.to_dict())
         return 0
-    from hub.assets.download import human_bytes
-
+    from hub.progress import human_bytes
     v = r.verification
     how = "from the export cache" if r.from_cache else f"exported in {r.export_seconds:.1f} s"
     print(f"{r.release}: {r.format} export verified ({how})")
@@ -86,8 +85,8 @@ def _print_published(p) -> None:
 
 def publish_asset_command(args: argparse.Namespace) -> int:
     """``yolohub publish --asset FILE --name NAME[@VERSION]``."""
-    from hub.assets.publish_export import publish_asset
     from hub.errors import InputDataError
+    from hub.tasks.export_publish import publish_asset
 
     if not args.name:
         args.parser.error("--asset needs --name NAME[@VERSION]: the card to add the file to")

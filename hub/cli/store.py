@@ -30,8 +30,8 @@ def register(sub) -> None:
 
 
 def cmd_store_gc(args: argparse.Namespace) -> int:
-    from hub.assets.progress import human_bytes
     from hub.assets.store_gc import gc_store
+    from hub.progress import human_bytes
 
     r = gc_store(args.store, registries=args.registry, dry_run=args.dry_run)
     if args.json:

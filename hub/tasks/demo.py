@@ -359,10 +359,10 @@ def _measure(
     progress: bool | None = None,
 ) -> float:
     """The author's own measurement, made before publishing, straight from the checkpoint."""
-    from hub.assets.download import show_progress
+    from hub.assets.weights import build_and_load
+    from hub.progress import show_progress
     from hub.settings import get_settings
     from hub.tasks.evaluate import inference_settings
-    from hub.tasks.weights import build_and_load
     from yolomodels.eval.coco import open_split
     from yolomodels.eval.runner import evaluate_network
 

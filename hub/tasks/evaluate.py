@@ -168,7 +168,7 @@ def evaluate(
             raise InputDataError(f"{exc}; pass the detections.json of a run on this split") from exc
         weights_label, sha, seconds = f"saved detections {det_path.resolve()}", None, 0.0
     else:
-        from hub.assets.download import show_progress
+        from hub.progress import show_progress
         from hub.tasks.deploy import check_backend
 
         bar = show_progress(settings, progress)  # decided before loading: no way back after

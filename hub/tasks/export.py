@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hub.cards.card import Release
 from hub.cards.catalog import CardsArg
 from hub.errors import (
@@ -40,9 +38,14 @@ from hub.errors import (
 )
 from hub.settings import get_settings
 from hub.tasks.export_verify import (  # noqa: F401 (re-exported: hub.tasks.export's old API)
+    FORMATS,
     REL_TOLERANCE,
     Verification,
+    check_batch,
+    check_format,
+    check_img_size,
     compare_outputs,
+    default_img_size,
     fixed_input,
     reference_output,
     run_exported,
@@ -62,8 +65,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("mindir", "onnx")
-MAX_BATCH = 256
 _MS_FORMAT = {"mindir": "MINDIR", "onnx": "ONNX"}
 # MindSpore 2.x: "Can not find key Mish in convert map. Exporting Mish operator is not yet supported."
 _UNSUPPORTED = (
@@ -91,7 +92,7 @@ class ExportResult:
     from_cache: bool
     export_seconds: float
     mindspore_version: str
-    published: Any = None  # hub.assets.publish_export.AssetPublishResult when --publish ran
+    published: Any = None  # hub.tasks.export_publish.AssetPublishResult when --publish ran
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -119,45 +120,6 @@ class ExportResult:
         if self.published is not None:
             d["published"] = self.published.to_dict()
         return d
-
-
-# --- checks -------------------------------------------------------------------------------------
-
-
-def check_format(fmt: str) -> str:
-    f = str(fmt).strip().lower().lstrip(".")
-    if f not in FORMATS:
-        raise InputDataError(
-            f"export format {fmt!r} is not supported; expected one of {', '.join(FORMATS)}"
-        )
-    return f
-
-
-def check_img_size(img_size) -> int:
-    """``img_size`` under yolomodels' input-size rule; its error becomes :class:`InputDataError`."""
-    from yolomodels.errors import ImageSizeError
-    from yolomodels.sizes import check_img_size as size_rule
-
-    try:
-        return size_rule(img_size, what="image size")
-    except ImageSizeError as exc:
-        raise InputDataError(str(exc)) from None
-
-
-def check_batch(batch) -> int:
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) \
-            or not 1 <= batch <= MAX_BATCH:
-        raise InputDataError(f"batch must be an integer from 1 to {MAX_BATCH}, got {batch!r}")
-    return int(batch)
-
-
-def default_img_size(release: Release) -> int:
-    """The size a card's network is meant to run at: its eval protocol's, else its builder's."""
-    card = release.card
-    if card.eval_protocol is not None:
-        return int(card.eval_protocol.img_size)
-    args = card.architecture.args if card.architecture else {}
-    return int(args.get("img_size", 640))
 
 
 # --- the export ---------------------------------------------------------------------------------
@@ -202,7 +164,7 @@ def export(
     binding = bind(release.card)  # a card that cannot be built fails before any download
     out_path = _check_out(out, fmt)
     if publish:  # refuse before minutes of exporting: a built-in card, no store to write to
-        from hub.assets.publish_export import _check_owned, _store_and_base
+        from hub.tasks.export_publish import _check_owned, _store_and_base
 
         _check_owned(release)
         _store_and_base(release, store, base_url)
@@ -240,7 +202,7 @@ def export(
         _copy(result.cache_path, out_path)
         result = _replace(result, path=out_path)
     if publish:
-        from hub.assets.publish_export import publish_asset
+        from hub.tasks.export_publish import publish_asset
 
         published = publish_asset(result.cache_path, release, store=store, base_url=base_url,
                                   force=replace, verification=result.verification,
@@ -399,8 +361,7 @@ def _export_fresh(release, arch, fmt, size, batch, weights, file, record) -> Exp
         verification=verification, from_cache=False, export_seconds=seconds,
         mindspore_version=_mindspore_version(),
     )
-    from hub.assets.integrity import write_atomic
-
+    from hub.fileio import write_atomic
     write_atomic(record, json.dumps(result.to_dict(), indent=2))
     log.info("%s: %s export verified: %s", release.id, fmt, verification.describe())
     return result

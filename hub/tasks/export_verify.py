@@ -1,5 +1,5 @@
-"""Does an exported file reproduce the network?  The check ``hub.export`` runs before it reports
-success.
+"""What an export is made for and whether it reproduces the network: the input checks (format,
+size, batch) and the check ``hub.export`` and ``hub.publish_asset`` run before they report success.
 
 The exported file is loaded back with its own runtime (MindIR through MindSpore, ONNX through
 ONNX Runtime), run on a fixed seeded input and compared with the MindSpore network's raw output,
@@ -15,11 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from hub.cards.card import Release
 from hub.errors import InputDataError
 
-__all__ = ["REL_TOLERANCE", "Verification", "compare_outputs", "fixed_input", "reference_output",
-           "run_exported", "verify_exported"]
+__all__ = ["FORMATS", "REL_TOLERANCE", "Verification", "check_batch", "check_format",
+           "check_img_size", "compare_outputs", "default_img_size", "fixed_input",
+           "reference_output", "run_exported", "verify_exported"]
 
+FORMATS = ("mindir", "onnx")
+MAX_BATCH = 256
 REL_TOLERANCE = 1e-4
 _RUNTIME = {"mindir": "mindspore", "onnx": "onnxruntime"}
 
@@ -123,3 +127,42 @@ def reference_output(net, x: np.ndarray) -> np.ndarray:
     if isinstance(out, (tuple, list)):
         out = out[0]
     return out.asnumpy()
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def check_format(fmt: str) -> str:
+    f = str(fmt).strip().lower().lstrip(".")
+    if f not in FORMATS:
+        raise InputDataError(
+            f"export format {fmt!r} is not supported; expected one of {', '.join(FORMATS)}"
+        )
+    return f
+
+
+def check_img_size(img_size) -> int:
+    """``img_size`` under yolomodels' input-size rule; its error becomes :class:`InputDataError`."""
+    from yolomodels.errors import ImageSizeError
+    from yolomodels.sizes import check_img_size as size_rule
+
+    try:
+        return size_rule(img_size, what="image size")
+    except ImageSizeError as exc:
+        raise InputDataError(str(exc)) from None
+
+
+def check_batch(batch) -> int:
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) \
+            or not 1 <= batch <= MAX_BATCH:
+        raise InputDataError(f"batch must be an integer from 1 to {MAX_BATCH}, got {batch!r}")
+    return int(batch)
+
+
+def default_img_size(release: Release) -> int:
+    """The size a card's network is meant to run at: its eval protocol's, else its builder's."""
+    card = release.card
+    if card.eval_protocol is not None:
+        return int(card.eval_protocol.img_size)
+    args = card.architecture.args if card.architecture else {}
+    return int(args.get("img_size", 640))

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hub.assets.weights import build_network
 from hub.cards.card import Card, Release
 from hub.cards.catalog import CardsArg, resolve
 from hub.errors import ArchitectureNotFoundError, BindingError, InputDataError
-from hub.tasks.record import LoadRecord, WeightsFile
-from hub.tasks.weights import build_network
+from hub.tasks.record import Binding, LoadRecord, WeightsFile
 
 __all__ = ["Binding", "LoadRecord", "WeightsFile", "bind", "build_for", "fetch_checkpoint",
            "load", "load_from", "load_weights", "local_weights"]
@@ -33,29 +32,6 @@ __all__ = ["Binding", "LoadRecord", "WeightsFile", "bind", "build_for", "fetch_c
 log = logging.getLogger(__name__)
 
 MODES = ("graph", "pynative")
-
-
-@dataclass(frozen=True)
-class Binding:
-    """A card bound to a registered architecture: the builder arguments and what to drop."""
-
-    card: Card
-    arch: str
-    args: Mapping[str, Any]
-    """Complete builder arguments: registry defaults < card args < caller overrides."""
-    card_num_classes: int
-    drop: tuple[str, ...]
-    """fnmatch patterns of parameters not loaded (non-empty only when the class count changes)."""
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.args["num_classes"])
-
-    @property
-    def class_names(self) -> tuple[str, ...] | None:
-        """The card's class names, when they still describe the network's outputs."""
-        names = self.card.class_names
-        return names if names and len(names) == self.num_classes else None
 
 
 def bind(
@@ -198,7 +174,7 @@ def load_weights(
     progress: bool | None = None,
 ) -> dict:
     """The verified checkpoint of ``spec`` as ``{name: numpy array}`` (``ema.`` stripped)."""
-    from hub.tasks.weights import read_weights
+    from hub.assets.weights import read_weights
 
     release = resolve(spec, cards_dirs=cards_dirs)
     file = fetch_checkpoint(release, offline=offline, progress=progress)
@@ -242,8 +218,8 @@ _READ_HINT = {
 
 def _finish(net, release: Release, binding: Binding, file: WeightsFile | None, mode: str):
     """Load ``file`` strictly (when given) and attach the record."""
+    from hub.assets.weights import load_checkpoint
     from hub.tasks.execution import attach
-    from hub.tasks.weights import load_checkpoint
 
     report = None
     if file is not None:

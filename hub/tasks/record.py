@@ -9,16 +9,37 @@ again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.cards.card import Card, EvalProtocol, Release
 
-if TYPE_CHECKING:
-    from hub.tasks.load import Binding
-
 __all__ = ["LoadRecord", "WeightsFile", "record_of"]
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A card bound to a registered architecture: the builder arguments and what to drop."""
+
+    card: Card
+    arch: str
+    args: Mapping[str, Any]
+    """Complete builder arguments: registry defaults < card args < caller overrides."""
+    card_num_classes: int
+    drop: tuple[str, ...]
+    """fnmatch patterns of parameters not loaded (non-empty only when the class count changes)."""
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.args["num_classes"])
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The card's class names, when they still describe the network's outputs."""
+        names = self.card.class_names
+        return names if names and len(names) == self.num_classes else None
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         _write_json(out_dir / RUN_FILE, run)
 
-    from hub.assets.download import show_progress
+    from hub.progress import show_progress
     from yolomodels.train.trainer import Trainer
 
     try:

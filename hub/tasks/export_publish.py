@@ -207,8 +207,8 @@ def _card_weights_sha(release: Release) -> str | None:
 
 def _verify(src: Path, fmt: str, release: Release, *, img_size, batch):
     """Load ``src`` back and compare it with the card's network on the fixed input."""
-    from hub.tasks.export import (
-        ExportVerificationError,
+    from hub.errors import ExportVerificationError
+    from hub.tasks.export_verify import (
         check_batch,
         check_img_size,
         default_img_size,
