@@ -13,6 +13,7 @@ __all__ = [
     "ImageReadError",
     "RecipeError",
     "UnknownArchitectureError",
+    "WorkerError",
     "YoloModelsError",
 ]
 
@@ -56,3 +57,7 @@ class ImageReadError(DatasetError):
 
 class RecipeError(YoloModelsError, ValueError):
     """A training recipe has a missing, unknown or out-of-range value."""
+
+
+class WorkerError(YoloModelsError, RuntimeError):
+    """A worker process died or stopped answering; the message says which and what to try."""

@@ -1,18 +1,19 @@
 """Inference over a dataset split under an evaluation protocol, then COCO scoring.
 
 Per image (fact sheet §5): eval preprocessing (resize by the longer side, square letterbox),
-batched forward of the network in eval mode, class-aware NMS, boxes back to original pixels.
+batched forward of the network in eval mode, class-aware NMS, boxes back to original pixels;
+:mod:`yolomodels.eval.pipeline` runs these stages side by side.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from yolomodels import images
 from yolomodels.errors import DatasetError
@@ -82,50 +83,47 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def run_inference(
-    net, split: CocoSplit, *, settings: InferenceSettings, progress: bool = False
+    net,
+    split: CocoSplit,
+    *,
+    settings: InferenceSettings,
+    progress: bool = False,
+    image_ids: Sequence[int] | None = None,
+    workers: int | None = None,
 ) -> InferenceRun:
-    """Detect objects in every image of ``split`` with ``net`` (switched to eval mode)."""
-    import mindspore as ms
+    """Detect objects in the images of ``split`` with ``net`` (switched to eval mode).
 
-    from yolomodels.postprocess import nms, preprocess, scale_boxes_back
+    ``image_ids`` picks the images to run, in that order (default: every image of the split).
+    Reading and letterboxing run in ``workers`` processes (None: half the cores; 0: none, the
+    plain loop) and NMS beside the network; the detections do not depend on either.
+    """
+    from yolomodels.eval.pipeline import PipelineOptions, infer
 
-    net.set_train(False)
-    ids = list(split.image_ids)
-    bs = min(settings.batch_size, len(ids))
-    detections: dict[int, np.ndarray] = {}
+    ids = select_images(split, image_ids)
+    items = [(image_id, split.image_path(image_id)) for image_id in ids]
     start_time = time.perf_counter()
-    with tqdm(total=len(ids), unit="img", desc="eval", disable=not progress, leave=False) as bar:
-        for start in range(0, len(ids), bs):
-            chunk = ids[start : start + bs]
-            inputs, metas = [], []
-            for image_id in chunk:
-                image = read_image(split.image_path(image_id))
-                x, meta = preprocess(image, settings.img_size)
-                inputs.append(x)
-                metas.append((meta, image.shape[:2]))
-            batch = np.stack(inputs).astype(np.float32)
-            if len(chunk) < bs:
-                # pad the last batch to the compiled shape instead of compiling a second graph
-                pad = np.zeros((bs - len(chunk), *batch.shape[1:]), dtype=np.float32)
-                batch = np.concatenate([batch, pad])
-            out = net(ms.Tensor(batch))
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            out = out.asnumpy()
-            for j, image_id in enumerate(chunk):
-                det = nms(
-                    out[j],
-                    conf=settings.conf_threshold,
-                    iou=settings.iou_threshold,
-                    multi_label=settings.multi_label,
-                    max_det=settings.max_detections,
-                )
-                meta, shape = metas[j]
-                det = np.array(det, dtype=np.float32).reshape(-1, 6)
-                det[:, :4] = scale_boxes_back(det[:, :4], meta, shape)
-                detections[image_id] = det
-            bar.update(len(chunk))
+    detections = infer(
+        net, items, settings=settings, options=PipelineOptions(workers=workers), progress=progress
+    )
     return InferenceRun(detections=detections, seconds=time.perf_counter() - start_time)
+
+
+def select_images(split: CocoSplit, image_ids: Sequence[int] | None) -> list[int]:
+    """The ids to run: all of the split's, or ``image_ids`` checked against it (no repeats)."""
+    if image_ids is None:
+        return list(split.image_ids)
+    ids = [int(i) for i in image_ids]
+    known = set(split.image_ids)
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise DatasetError(
+            f"image ids {unknown[:5]}{'...' if len(unknown) > 5 else ''} are not in "
+            f"{split.annotations}; pass ids of the split's images"
+        )
+    if len(set(ids)) != len(ids):
+        twice = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise DatasetError(f"image ids {twice} are listed more than once; pass each id once")
+    return ids
 
 
 def evaluate_network(
