@@ -133,6 +133,7 @@ def evaluate_network(
     settings: InferenceSettings,
     detections_path: str | os.PathLike | None = None,
     progress: bool = False,
+    workers: int | None = None,
 ) -> NetworkEvaluation:
     """Run inference over every image of ``split`` and score it with COCOeval.
 
@@ -140,7 +141,7 @@ def evaluate_network(
     to ``detections_path`` (if given) so COCOeval can be re-run without inference.
     """
     cat_ids = category_mapping(split.gt, int(net.num_classes))
-    run = run_inference(net, split, settings=settings, progress=progress)
+    run = run_inference(net, split, settings=settings, progress=progress, workers=workers)
     records = to_coco_results(run.detections, cat_ids)
     saved = save_results(records, detections_path) if detections_path is not None else None
     result = evaluate_results(split.gt, records, image_ids=split.image_ids)
