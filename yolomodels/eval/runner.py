@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,7 @@ def select_images(split: CocoSplit, image_ids: Sequence[int] | None) -> list[int
             f"{split.annotations}; pass ids of the split's images"
         )
     if len(set(ids)) != len(ids):
-        twice = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        twice = sorted(i for i, n in Counter(ids).items() if n > 1)[:5]
         raise DatasetError(f"image ids {twice} are listed more than once; pass each id once")
     return ids
 

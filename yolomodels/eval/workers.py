@@ -104,9 +104,12 @@ class ImageWorkers:
         self._conns: list[Connection] = []
         self._procs: list[subprocess.Popen] = []
         env = dict(os.environ)
-        # the workers import this very yolomodels, wherever the caller found it
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        root = Path(__file__).resolve().parents[2]
+        if root.name not in ("site-packages", "dist-packages"):
+            # a source tree: the workers import this very yolomodels, not another install
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(root), env.get("PYTHONPATH")) if p
+            )
         try:
             for _ in range(count):
                 ours, theirs = socket.socketpair()
@@ -235,7 +238,10 @@ class InlineImages:
 
 
 def default_workers(cpus: int | None = None) -> int:
-    """Worker processes by default: half the cores (the network uses them too), 1 to 4."""
+    """Worker processes by default: half the cores (the network uses them too), 1 to 4; none
+    where workers cannot be started this way (no inheritable sockets outside POSIX)."""
+    if os.name != "posix":
+        return 0
     cpus = cpus if cpus is not None else (len(os.sched_getaffinity(0))
                                           if hasattr(os, "sched_getaffinity") else os.cpu_count())
     return max(1, min(4, (cpus or 1) // 2))
