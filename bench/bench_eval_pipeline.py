@@ -241,7 +241,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--net", choices=sorted(NETS), default="full")
     ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--rss-images", type=int, default=16)
+    ap.add_argument("--rss-images", type=int, default=16, help="0: no RSS runs")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--no-mindyolo", action="store_true")
     ap.add_argument("--name", default="eval_pipeline")
@@ -266,7 +266,7 @@ def main() -> None:
             for m in modes:  # interleaved
                 runs[m].append(run_child([m, data, args.net, str(args.images)]))
         small = {m: run_child([m, data, args.net, str(args.rss_images)])
-                 for m in ("plain", "pipeline")}  # fmt: skip
+                 for m in ("plain", "pipeline") if args.rss_images}  # fmt: skip
     med = {m: statistics.median(r["images_per_s"] for r in rs) for m, rs in runs.items()}
     result = {
         "machine": platform.processor() or platform.machine(),
@@ -278,7 +278,7 @@ def main() -> None:
         "pipeline_workers": default_workers(),
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         "runs": runs,
-        "rss_runs": {str(args.rss_images): small},
+        "rss_runs": {str(args.rss_images): small} if small else {},
         "median_images_per_s": med,
         "pipeline_vs_plain": round(med["pipeline"] / med["plain"], 3),
     }
@@ -291,7 +291,7 @@ def main() -> None:
 
 
 def render(r: dict) -> str:
-    n, small = r["images"], next(iter(r["rss_runs"]))
+    n, small = r["images"], next(iter(r["rss_runs"]), None)
     lines = [
         f"# Evaluation pipeline ({r['net']} YOLOv3, 80 classes, random weights, {n} images at "
         f"{r['img_size']} px, batch {r['batch_size']})",
@@ -317,6 +317,8 @@ def render(r: dict) -> str:
     if stages:
         lines += ["", "Plain loop, seconds per image by stage: " + ", ".join(
             f"{k} {v}" for k, v in stages.items())]  # fmt: skip
+    if small is None:
+        return "\n".join(lines)
     lines += ["", f"## Peak RSS over {small} vs {n} images (MB, main / largest worker)", "",
               f"| loop | {small} images | {n} images |", "|---|---|---|"]  # fmt: skip
     for m, x in r["rss_runs"][small].items():
