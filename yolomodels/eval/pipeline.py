@@ -142,7 +142,7 @@ def infer(
 
     ``net`` is switched to eval mode and called on batches of ``settings.batch_size`` images
     (fewer when there are fewer images); the last batch is padded with zeros to that shape so
-    one compiled graph serves every batch.
+    one compiled graph serves every batch.  A single batch runs the plain loop.
     """
     net.set_train(False)
     items = list(items)
@@ -151,7 +151,8 @@ def infer(
         return {}
     bs = min(settings.batch_size, n)
     size = settings.img_size
-    count = options.worker_count
+    # one batch has nothing to overlap with: worker start-up would be pure cost
+    count = options.worker_count if n > bs else 0
     if count > 0:
         images = ImageWorkers(min(count, n), img_size=size, timeout=options.timeout)
     else:
