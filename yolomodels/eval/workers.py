@@ -16,11 +16,12 @@ import NumPy, OpenCV and Pillow only.
 from __future__ import annotations
 
 import os
+import pickle
 import socket
+import struct
 import subprocess
 import sys
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ import numpy as np
 from yolomodels.errors import ImageReadError, WorkerError
 from yolomodels.postprocess import PreprocessMeta
 
+STARTUP_TIMEOUT = 120.0  # seconds for a worker to start (Python, NumPy, OpenCV imports)
 Prepared = tuple[np.ndarray, PreprocessMeta, tuple[int, int]]  # (input, meta, original (h, w))
 
 
@@ -41,12 +43,55 @@ def prepare(path: str | os.PathLike, img_size: int) -> Prepared:
     return x, meta, (int(image.shape[0]), int(image.shape[1]))
 
 
+class Channel:
+    """Length-prefixed pickles over a stream socket, with a deadline on every read.
+
+    (``multiprocessing.connection`` cannot time out inside a message: a worker stopped halfway
+    through sending one would block the parent for ever.)"""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    def send(self, obj) -> None:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        self.sock.sendall(struct.pack("!Q", len(data)) + data)
+
+    def recv(self, deadline: float | None = None):
+        """The next object; EOFError when the other end is closed, TimeoutError at
+        ``deadline`` (a ``time.monotonic()`` value)."""
+        (n,) = struct.unpack("!Q", self._read(8, deadline))
+        return pickle.loads(self._read(n, deadline))
+
+    def _read(self, n: int, deadline: float | None) -> bytearray:
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(left)
+            try:
+                k = self.sock.recv_into(view[got:])
+            except socket.timeout:
+                raise TimeoutError from None
+            except OSError:
+                raise EOFError from None
+            if k == 0:
+                raise EOFError
+            got += k
+        return buf
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def serve(fd: int, img_size: int) -> None:
     """Entry point of a worker process: serve the socket ``fd`` until told to stop."""
-    _serve(Connection(fd), img_size)
+    _serve(Channel(socket.socket(fileno=fd)), img_size)
 
 
-def _serve(conn: Connection, img_size: int) -> None:
+def _serve(conn: Channel, img_size: int) -> None:
     """Worker main loop: ``(seq, path)`` in, ``("ok", seq, x, meta, hw)`` or an error out.
 
     A thread sends the answers, so the worker prepares the next image while the parent is
@@ -59,8 +104,15 @@ def _serve(conn: Connection, img_size: int) -> None:
 
     import cv2
 
+    from yolomodels.images import read_image  # noqa: F401 - imported before "ready"
+    from yolomodels.postprocess import preprocess  # noqa: F401
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     cv2.setNumThreads(1)  # one image per worker; the cores belong to the network
+    try:
+        conn.send(("ready", -1))
+    except OSError:
+        return
     answers: queue.Queue = queue.Queue()
 
     def send() -> None:
@@ -101,8 +153,11 @@ class ImageWorkers:
         if count < 1:
             raise ValueError(f"ImageWorkers needs at least one worker, got {count}")
         self.timeout = float(timeout)
-        self._conns: list[Connection] = []
+        # a loaded machine can take many seconds to start Python and import OpenCV
+        self.startup_timeout = max(STARTUP_TIMEOUT, self.timeout)
+        self._conns: list[Channel] = []
         self._procs: list[subprocess.Popen] = []
+        self._ready: list[bool] = []
         env = dict(os.environ)
         root = Path(__file__).resolve().parents[2]
         if root.name not in ("site-packages", "dist-packages"):
@@ -120,8 +175,9 @@ class ImageWorkers:
                     stdin=subprocess.DEVNULL,
                 )  # fmt: skip
                 theirs.close()  # only the worker holds its end now: its death reads as EOF here
-                self._conns.append(Connection(ours.detach()))
+                self._conns.append(Channel(ours))
                 self._procs.append(proc)
+            self._ready = [False] * count
         except BaseException:
             self.kill()
             raise
@@ -150,21 +206,10 @@ class ImageWorkers:
         """Image ``seq``'s prepared input; ImageReadError as reading it in this process would
         raise, WorkerError when its worker died or gave no answer within ``timeout``."""
         k = seq % len(self._conns)
-        conn, proc = self._conns[k], self._procs[k]
-        deadline = time.monotonic() + self.timeout
-        while not conn.poll(min(1.0, max(deadline - time.monotonic(), 0.0))):
-            if proc.poll() is not None:
-                raise self._died(k, f"image number {seq}")
-            if time.monotonic() >= deadline:
-                raise WorkerError(
-                    f"image worker pid {proc.pid} gave no answer for image number "
-                    f"{seq} within {self.timeout:g} s; the machine may be overloaded or the "
-                    "worker stuck. Retry, or run with workers=0 (no worker processes)"
-                )
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            raise self._died(k, f"image number {seq}") from None
+        if not self._ready[k]:
+            self._receive(k, f"start-up before image number {seq}", self.startup_timeout)
+            self._ready[k] = True
+        msg = self._receive(k, f"image number {seq}", self.timeout)
         kind, got = msg[0], msg[1]
         if got != seq:  # cannot happen while results are read in submission order
             raise WorkerError(f"image worker answered image {got} when image {seq} was due")
@@ -173,6 +218,21 @@ class ImageWorkers:
         if kind == "image":
             raise ImageReadError(msg[2], path=msg[3])
         raise WorkerError(f"preparing image {msg[3]} failed in a worker: {msg[2]}")
+
+    def _receive(self, k: int, what: str, timeout: float):
+        proc = self._procs[k]
+        try:
+            return self._conns[k].recv(deadline=time.monotonic() + timeout)
+        except EOFError:
+            raise self._died(k, what) from None
+        except TimeoutError:
+            if proc.poll() is not None:
+                raise self._died(k, what) from None
+            raise WorkerError(
+                f"image worker pid {proc.pid} gave no answer for {what} within {timeout:g} s; "
+                "the machine may be overloaded or the worker stuck. Retry, or run with "
+                "workers=0 (no worker processes)"
+            ) from None
 
     def _died(self, k: int, what: str) -> WorkerError:
         proc = self._procs[k]
@@ -213,7 +273,7 @@ class ImageWorkers:
                 pass
         for conn in self._conns:
             conn.close()
-        self._procs, self._conns = [], []
+        self._procs, self._conns, self._ready = [], [], []
 
 
 class InlineImages:
