@@ -121,7 +121,8 @@ def run_ours(data: Path, args, out: Path) -> tuple[list, list]:
     import yolomodels
     from yolomodels.checkpoint import load_strict, read_checkpoint
     from yolomodels.eval.coco import open_split
-    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+    from yolomodels.eval.runner import InferenceSettings
+    from yolomodels.eval.scoring import evaluate_network
 
     ms.set_device("CPU")
     ms.set_context(mode=ms.GRAPH_MODE if args.ms_mode == 0 else ms.PYNATIVE_MODE)

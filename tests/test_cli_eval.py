@@ -96,7 +96,8 @@ def world(tmp_path_factory):
     from yolomodels.checkpoint import save_checkpoint
     from yolomodels.data.synthetic import make_dataset
     from yolomodels.eval.coco import open_split
-    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+    from yolomodels.eval.runner import InferenceSettings
+    from yolomodels.eval.scoring import evaluate_network
 
     root = tmp_path_factory.mktemp("evalworld")
     data = make_dataset(root / "data", num_images=8, img_size=(96, 80), num_classes=3, seed=5,
@@ -326,7 +327,8 @@ def test_a_network_trained_by_hub_train_is_scored_by_eval_as_measured_directly(
     import yolomodels
     from yolomodels.checkpoint import load_strict, read_checkpoint, save_checkpoint
     from yolomodels.eval.coco import open_split
-    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+    from yolomodels.eval.runner import InferenceSettings
+    from yolomodels.eval.scoring import evaluate_network
 
     root, trained = trained_shapes
     assert trained.steps == 100 and trained.class_names == ("circle",)

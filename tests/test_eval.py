@@ -286,7 +286,8 @@ def rect_split(tmp_path_factory):
 
 
 def test_runner_maps_a_perfect_detector_to_perfect_scores(rect_split, tmp_path):
-    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+    from yolomodels.eval.runner import InferenceSettings
+    from yolomodels.eval.scoring import evaluate_network
 
     net = OracleNet(rect_split, 96, 3)
     settings = InferenceSettings(img_size=96, batch_size=4)  # 10 images: last batch padded
@@ -314,7 +315,8 @@ def tiny_yolov3():
 
 
 def test_untrained_network_evaluates_end_to_end(tiny_yolov3, rect_split, tmp_path):
-    from yolomodels.eval.runner import InferenceSettings, evaluate_network, run_inference
+    from yolomodels.eval.runner import InferenceSettings, run_inference
+    from yolomodels.eval.scoring import evaluate_network
 
     settings = InferenceSettings(img_size=96, batch_size=10, max_detections=50)
     ev = evaluate_network(

@@ -194,7 +194,8 @@ def test_eval_on_mixed_sizes_writes_mindyolos_records(arch, mixed_split, tmp_pat
     """Every detection record of our eval equals the independent reference, byte for byte."""
     import mindspore as ms
 
-    from yolomodels.eval.runner import InferenceSettings, evaluate_network
+    from yolomodels.eval.runner import InferenceSettings
+    from yolomodels.eval.scoring import evaluate_network
 
     ms.set_device("CPU")
     ms.set_context(mode=ms.PYNATIVE_MODE)

@@ -16,6 +16,7 @@ __all__ = [
     "InferenceFormError",
     "RecipeError",
     "UnknownArchitectureError",
+    "WorkerError",
     "YoloModelsError",
 ]
 
@@ -79,3 +80,7 @@ class DistributedError(YoloModelsError, RuntimeError):
     def __init__(self, message: str, *, input_error: bool = False):
         self.input_error = input_error
         super().__init__(message)
+
+
+class WorkerError(YoloModelsError, RuntimeError):
+    """A worker process died or stopped answering; the message says which and what to try."""

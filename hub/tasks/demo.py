@@ -364,7 +364,7 @@ def _measure(
     from hub.settings import get_settings
     from hub.tasks.evaluate import inference_settings
     from yolomodels.eval.coco import open_split
-    from yolomodels.eval.runner import evaluate_network
+    from yolomodels.eval.scoring import evaluate_network
 
     retry = f"delete {config.out} and run the demo again"
     net, _ = build_and_load(BASE_CARD, config.arch_args, checkpoint,

@@ -128,7 +128,7 @@ def evaluate(
     from yolomodels.eval.coco import evaluate_results, load_results, open_split
     from yolomodels.eval.distributed import init_ranks
     from yolomodels.eval.report import check_claim, write_report
-    from yolomodels.eval.runner import evaluate_network
+    from yolomodels.eval.scoring import evaluate_network
 
     # first: msrun's scheduler runs this command too, and stops here
     parallel = init_ranks(root=get_settings().home / "ranks")
@@ -253,11 +253,11 @@ def evaluate(
 
 
 def hub_error(exc: Exception) -> HubError:
-    """The hub error for a yolomodels one met while running on images: bad input (exit 9),
-    or a distributed run that lost or broke a rank for another reason (exit 10)."""
-    from yolomodels.errors import DistributedError
+    """The hub error for a yolomodels one met while running on images: bad input (exit 9), or
+    a lost image worker or a distributed run that lost or broke a rank for another reason."""
+    from yolomodels.errors import DistributedError, WorkerError
 
-    if isinstance(exc, DistributedError) and not exc.input_error:
+    if isinstance(exc, WorkerError) or (isinstance(exc, DistributedError) and not exc.input_error):
         return HubError(str(exc))
     return InputDataError(str(exc))
 

@@ -1,29 +1,25 @@
-"""Inference over a dataset split under an evaluation protocol, then COCO scoring.
+"""Inference over a dataset split under an evaluation protocol (scored by
+:mod:`yolomodels.eval.scoring`).
 
 Per image (fact sheet §5): eval preprocessing (resize by the longer side, square letterbox),
-batched forward of the network in eval mode, class-aware NMS, boxes back to original pixels.
+batched forward of the network in eval mode, class-aware NMS, boxes back to original pixels;
+:mod:`yolomodels.eval.pipeline` runs these stages side by side.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from yolomodels import images
 from yolomodels.errors import DatasetError
 from yolomodels.eval.coco import (
-    CocoEvalResult,
     CocoSplit,
-    category_mapping,
-    evaluate_results,
-    save_results,
-    to_coco_results,
 )
 
 
@@ -69,13 +65,6 @@ class InferenceRun:
         return self.num_images / self.seconds if self.seconds > 0 else float("inf")
 
 
-@dataclass(frozen=True, eq=False)
-class NetworkEvaluation:
-    result: CocoEvalResult | None  # None on the ranks other than 0 of an msrun job
-    inference: InferenceRun
-    detections_path: Path | None
-
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, decoded as MindYOLO decodes it (OpenCV, EXIF
     orientation applied); ImageReadError if it is missing or not an image."""
@@ -89,85 +78,40 @@ def run_inference(
     settings: InferenceSettings,
     progress: bool = False,
     image_ids: Sequence[int] | None = None,
+    workers: int | None = None,
 ) -> InferenceRun:
-    """Detect objects in every image of ``split`` (or only in ``image_ids``) with ``net``
-    (switched to eval mode)."""
-    import mindspore as ms
+    """Detect objects in the images of ``split`` with ``net`` (switched to eval mode).
 
-    from yolomodels.postprocess import nms, preprocess, scale_boxes_back
+    ``image_ids`` picks the images to run, in that order (default: every image of the split).
+    Reading and letterboxing run in ``workers`` processes (None: half the cores; 0: none, the
+    plain loop) and NMS beside the network; the detections do not depend on either.
+    """
+    from yolomodels.eval.pipeline import PipelineOptions, infer
 
-    net.set_train(False)
-    ids = list(split.image_ids if image_ids is None else image_ids)
+    ids = select_images(split, image_ids)
     # the batch shape of a run over the whole split, so a subset's numbers are bit-identical
-    bs = max(1, min(settings.batch_size, len(split.image_ids)))
-    detections: dict[int, np.ndarray] = {}
+    # (an msrun rank runs a subset)
+    batch = max(1, min(settings.batch_size, len(split.image_ids)))
+    items = [(image_id, split.image_path(image_id)) for image_id in ids]
     start_time = time.perf_counter()
-    with tqdm(total=len(ids), unit="img", desc="eval", disable=not progress, leave=False) as bar:
-        for start in range(0, len(ids), bs):
-            chunk = ids[start : start + bs]
-            inputs, metas = [], []
-            for image_id in chunk:
-                image = read_image(split.image_path(image_id))
-                x, meta = preprocess(image, settings.img_size)
-                inputs.append(x)
-                metas.append((meta, image.shape[:2]))
-            batch = np.stack(inputs).astype(np.float32)
-            if len(chunk) < bs:
-                # pad the last batch to the compiled shape instead of compiling a second graph
-                pad = np.zeros((bs - len(chunk), *batch.shape[1:]), dtype=np.float32)
-                batch = np.concatenate([batch, pad])
-            out = net(ms.Tensor(batch))
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            out = out.asnumpy()
-            for j, image_id in enumerate(chunk):
-                det = nms(
-                    out[j],
-                    conf=settings.conf_threshold,
-                    iou=settings.iou_threshold,
-                    multi_label=settings.multi_label,
-                    max_det=settings.max_detections,
-                )
-                meta, shape = metas[j]
-                det = np.array(det, dtype=np.float32).reshape(-1, 6)
-                det[:, :4] = scale_boxes_back(det[:, :4], meta, shape)
-                detections[image_id] = det
-            bar.update(len(chunk))
+    detections = infer(net, items, settings=settings, options=PipelineOptions(workers=workers),
+                       progress=progress, batch=batch)
     return InferenceRun(detections=detections, seconds=time.perf_counter() - start_time)
 
 
-def evaluate_network(
-    net,
-    split: CocoSplit,
-    *,
-    settings: InferenceSettings,
-    detections_path: str | os.PathLike | None = None,
-    progress: bool = False,
-    parallel=None,
-    exchange_dir: str | os.PathLike | None = None,
-    gather_timeout: float | None = None,
-) -> NetworkEvaluation:
-    """Run inference over every image of ``split`` and score it with COCOeval.
-
-    Class indices map to the dataset's category ids (COCO: 80 -> 91); the detections are saved
-    to ``detections_path`` (if given) so COCOeval can be re-run without inference.  With an
-    enabled ``parallel`` (``yolomodels.eval.distributed.init_ranks()`` under msrun) each rank
-    runs its shard and rank 0 alone saves and scores the gathered detections; the ranks
-    exchange them through files under ``exchange_dir`` (a directory they all see).
-    """
-    cat_ids = category_mapping(split.gt, int(net.num_classes))
-    if parallel is not None and parallel.enabled:
-        from yolomodels.eval.distributed import GATHER_TIMEOUT, run_inference_sharded
-
-        run = run_inference_sharded(
-            net, split, settings=settings, parallel=parallel, progress=progress,
-            root=exchange_dir, timeout=gather_timeout or GATHER_TIMEOUT,
-        )  # fmt: skip
-        if not parallel.is_main:
-            return NetworkEvaluation(result=None, inference=run, detections_path=None)
-    else:
-        run = run_inference(net, split, settings=settings, progress=progress)
-    records = to_coco_results(run.detections, cat_ids)
-    saved = save_results(records, detections_path) if detections_path is not None else None
-    result = evaluate_results(split.gt, records, image_ids=split.image_ids)
-    return NetworkEvaluation(result=result, inference=run, detections_path=saved)
+def select_images(split: CocoSplit, image_ids: Sequence[int] | None) -> list[int]:
+    """The ids to run: all of the split's, or ``image_ids`` checked against it (no repeats)."""
+    if image_ids is None:
+        return list(split.image_ids)
+    ids = [int(i) for i in image_ids]
+    known = set(split.image_ids)
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise DatasetError(
+            f"image ids {unknown[:5]}{'...' if len(unknown) > 5 else ''} are not in "
+            f"{split.annotations}; pass ids of the split's images"
+        )
+    if len(set(ids)) != len(ids):
+        twice = sorted(i for i, n in Counter(ids).items() if n > 1)[:5]
+        raise DatasetError(f"image ids {twice} are listed more than once; pass each id once")
+    return ids
