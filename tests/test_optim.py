@@ -58,3 +58,34 @@ def test_recipe_accepts_adam_and_rejects_other_optimizers():
 
     with pytest.raises(RecipeError, match="expected one of sgd, adam"):
         config_from_mapping({"optimizer": {"name": "rmsprop"}})
+
+
+@pytest.mark.parametrize("kind", ["sgd", "nesterov", "adam"])
+def test_unmasked_update_for_known_finite_steps_equals_the_masked_one_bit_for_bit(kind):
+    """``finite=None`` (the train step's branch on finite gradients) drops the masks only."""
+    from yolomodels.train.optim import GroupSGD
+
+    rng = np.random.default_rng(1)
+    w0 = rng.normal(size=(3, 4)).astype(np.float32)
+    b0 = rng.normal(size=(4,)).astype(np.float32)
+    grads = [(rng.normal(size=w0.shape).astype(np.float32),
+              rng.normal(size=b0.shape).astype(np.float32)) for _ in range(3)]
+
+    def run(finite):
+        weight = Parameter(Tensor(w0), name="layer.weight")
+        bias = Parameter(Tensor(b0), name="layer.bias")
+        if kind == "adam":
+            opt = GroupAdam([weight, bias], weight_decay=0.01, loss_scale=64.0)
+        else:
+            opt = GroupSGD([weight, bias], weight_decay=0.01, nesterov=kind == "nesterov",
+                           loss_scale=64.0)
+        for gw, gb in grads:
+            opt((Tensor(gw * 64), Tensor(gb * 64)), Tensor(0.01, ms.float32),
+                Tensor(0.02, ms.float32), Tensor(0.9, ms.float32), finite,
+                Tensor(0.5, ms.float32))
+        return [p.asnumpy() for p in (weight, bias, *opt.moments)]
+
+    masked, plain = run(Tensor(True)), run(None)
+    for a, b in zip(masked, plain):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(plain[0], w0)
