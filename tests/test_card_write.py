@@ -18,11 +18,16 @@ from hub.cards.card import (
     free_text_claim,
     load_card,
     parse_card,
-    render_card,
-    update_card,
 )
 from hub.cards.schema import schema
-from hub.cards.write import card_text, edit_card, new_front_matter, with_changes
+from hub.cards.write import (
+    card_text,
+    edit_card,
+    new_front_matter,
+    render_card,
+    update_card,
+    with_changes,
+)
 from hub.errors import CardValidationError
 
 BUILTIN = sorted(builtin_cards_dir().glob("*.md"))
