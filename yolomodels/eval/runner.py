@@ -21,6 +21,7 @@ from yolomodels.errors import DatasetError
 from yolomodels.eval.coco import (
     CocoSplit,
 )
+from yolomodels.sizes import img_size_problem
 
 
 @dataclass(frozen=True)
@@ -35,8 +36,9 @@ class InferenceSettings:
     batch_size: int = 16
 
     def __post_init__(self):
-        if self.img_size < 32 or self.img_size % 32:
-            raise DatasetError(f"img_size must be a multiple of 32 (>= 32), got {self.img_size}")
+        problem = img_size_problem(self.img_size)
+        if problem:
+            raise DatasetError(problem)
         if not 0 <= self.conf_threshold <= 1 or not 0 < self.iou_threshold <= 1:
             raise DatasetError(
                 f"thresholds must lie in [0, 1]: conf {self.conf_threshold}, iou {self.iou_threshold}"
