@@ -4,7 +4,8 @@
 weights and loads them strictly — once.  Everything the later steps need (predict's thresholds,
 evaluate's weights label and sha256, the demo's downloaded file, export's cache key) is in the
 :class:`LoadRecord` attached to the network, so none of them resolves a card or fetches a file
-again.
+again.  :class:`Binding` (the card bound to an architecture: builder arguments, parameters to
+drop) is part of it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from hub.cards.card import Card, EvalProtocol, Release
 
-__all__ = ["LoadRecord", "WeightsFile", "record_of"]
+__all__ = ["Binding", "LoadRecord", "WeightsFile", "record_of"]
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,10 @@ __all__ = [
 
 GATHER_TIMEOUT = 1800.0  # seconds a rank waits for the slowest one before giving up
 STALE_AFTER = 60.0  # seconds without a heartbeat after which a rank counts as gone
+# MindSpore's scheduler declares a worker dead after 30 s without its heartbeat and then fails
+# the whole job; a loaded machine starved rank 0's heartbeat while it scored (seen in CI). Our
+# own heartbeat files notice a dead rank within STALE_AFTER, so the scheduler may wait longer.
+NODE_TIMEOUT = 90
 _BEAT = 2.0
 
 T = TypeVar("T")
@@ -82,6 +86,7 @@ def init_ranks(*, root: str | os.PathLike | None = None) -> Parallel:
             from mindspore import Tensor, ops
             from mindspore.communication import get_group_size, get_rank, init
 
+            os.environ.setdefault("MS_NODE_TIMEOUT", str(NODE_TIMEOUT))  # read by init()
             init()
             parallel = Parallel(rank=get_rank(), world=get_group_size())
             mine = np.frombuffer(secrets.token_bytes(8), np.int32)
